@@ -1,0 +1,147 @@
+/**
+ * The CLI's side of the socket. Finds the daemon by its socket in AGENTPM_HOME, starts it when a command
+ * needs it (detached, output to daemon.log), waits for it with a bound, and greets it with the protocol
+ * version. When the connection closes, every pending request is rejected with the reason: nothing hangs.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentpmError, type ErrorPayload } from '../errors.js';
+import { LineDecoder, encodeFrame } from '../framing.js';
+import { ensurePrivateHome, type HomePaths } from '../home.js';
+import { PROTOCOL_VERSION, type RequestBody, type Response, type ResultMap } from '../protocol.js';
+import { VERSION } from '../version.js';
+
+const DAEMON_START_TIMEOUT_MS = 10_000;
+const DAEMON_MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+export class DaemonClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private closedReason: string | null = null;
+
+  private constructor(private readonly socket: Socket) {
+    const decoder = new LineDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      const frames = decoder.push(chunk);
+      if (frames === 'too-large') return this.fail('the daemon sent an oversized reply');
+      for (const frame of frames) {
+        if (frame.ok) this.settle(frame.value as Response);
+      }
+    });
+    socket.on('error', (error) => this.fail(`connection error: ${error.message}`));
+    socket.on('close', () => this.fail('the daemon closed the connection'));
+  }
+
+  /** Connects to a running daemon; with `autostart`, starts one first if none answers. */
+  static async connect(paths: HomePaths, options: { autostart: boolean }): Promise<DaemonClient> {
+    let socket = await tryConnect(paths.socket);
+    if (!socket && options.autostart) socket = await startDaemon(paths);
+    if (!socket) {
+      throw new AgentpmError('daemon-unreachable', `no agentpm daemon is running for ${paths.home}; start one with \`agentpm daemon start\``);
+    }
+    const client = new DaemonClient(socket);
+    await client.request({ type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION });
+    return client;
+  }
+
+  request<B extends RequestBody>(body: B): Promise<ResultMap[B['type']]> {
+    if (this.closedReason) return Promise.reject(new AgentpmError('daemon-unreachable', this.closedReason));
+    const id = this.nextId++;
+    return new Promise<ResultMap[B['type']]>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.socket.write(encodeFrame({ ...body, id }));
+    });
+  }
+
+  close(): void {
+    this.closedReason ??= 'closed by the client';
+    this.socket.end();
+    this.socket.destroy();
+  }
+
+  private settle(response: Response): void {
+    if (response.id === null) return;
+    const pending = this.pending.get(response.id);
+    if (!pending) return;
+    this.pending.delete(response.id);
+    if (response.ok) pending.resolve(response.result);
+    else pending.reject(new AgentpmError((response.error as ErrorPayload).code, response.error.message));
+  }
+
+  private fail(reason: string): void {
+    this.closedReason ??= reason;
+    for (const pending of this.pending.values()) pending.reject(new AgentpmError('daemon-unreachable', reason));
+    this.pending.clear();
+  }
+}
+
+function tryConnect(path: string): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(null);
+    });
+  });
+}
+
+/**
+ * Launches the daemon and waits until its socket answers. A socket file that refuses connections is
+ * stale: the new daemon removes it under its lock. If another CLI launched a daemon at the same moment,
+ * the loser exits at once (code 3) and both CLIs connect to the winner.
+ */
+async function startDaemon(paths: HomePaths): Promise<Socket> {
+  ensurePrivateHome(paths.home);
+  const log = openSync(paths.daemonLog, 'a', 0o600);
+  const env: NodeJS.ProcessEnv = { ...process.env, AGENTPM_HOME: paths.home };
+  // A CLI run from inside an app must not start a daemon tagged as part of that app's tree.
+  delete env['AGENTPM_APP'];
+  delete env['AGENTPM_INSTANCE'];
+  const logStart = safeSize(paths.daemonLog);
+  const child = spawn(process.execPath, [DAEMON_MAIN], { detached: true, stdio: ['ignore', log, log], env, cwd: paths.home });
+  closeSync(log);
+  let exitCode: number | null = null;
+  child.once('exit', (code) => {
+    exitCode = code ?? 1;
+  });
+  child.unref();
+  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const socket = await tryConnect(paths.socket);
+    if (socket) return socket;
+    if (exitCode !== null && exitCode !== 3) {
+      const output = readTail(paths.daemonLog, logStart).trim();
+      throw new AgentpmError('daemon-unreachable', `the agentpm daemon failed to start (exit ${exitCode}):\n${output || '(no output)'}\nSee ${paths.daemonLog}.`);
+    }
+    await sleep(20);
+  }
+  throw new AgentpmError('daemon-unreachable', `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);
+}
+
+function safeSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readTail(path: string, from: number): string {
+  try {
+    return readFileSync(path).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The agentpm command line. Each command is a thin request to the daemon and a rendering of its answer;
+ * the daemon is started on demand. Rarely used, heavy parts (config loading through tsx, log following)
+ * are imported lazily so that `agentpm ls` starts about as fast as node itself.
+ */
+import { Command, Option } from 'commander';
+import { constants } from 'node:os';
+import { resolve } from 'node:path';
+import { AgentpmError } from '../errors.js';
+import { homePaths, resolveHome } from '../home.js';
+import type { AppSpec, RequestBody, ResultMap, Target } from '../protocol.js';
+import { VERSION } from '../version.js';
+import { DaemonClient } from './client.js';
+import { renderDetail, renderList } from './render.js';
+
+const paths = homePaths(resolveHome());
+
+async function withDaemon<T>(autostart: boolean, use: (client: DaemonClient) => Promise<T>): Promise<T> {
+  const client = await DaemonClient.connect(paths, { autostart });
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
+}
+
+function call<B extends RequestBody>(body: B): Promise<ResultMap[B['type']]> {
+  return withDaemon(true, (client) => client.request(body));
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function targetOf(names: string[]): Target {
+  if (names.length === 1 && names[0] === 'all') return { all: true };
+  return { names };
+}
+
+function normalizeSignal(input: string): string {
+  const name = input.toUpperCase().startsWith('SIG') ? input.toUpperCase() : `SIG${input.toUpperCase()}`;
+  if (!(name in constants.signals)) {
+    throw new AgentpmError('invalid-argument', `unknown signal ${input}; use a name such as SIGTERM, SIGINT, SIGHUP, SIGUSR1`);
+  }
+  return name;
+}
+
+function callerEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  return env;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+interface StartOptions {
+  name?: string;
+  cwd?: string;
+  env: string[];
+  interpreter?: string;
+  interpreterArgs?: string;
+  killTimeout?: string;
+  stopSignal?: string;
+  autorestart: boolean;
+  restartDelay?: string;
+  maxRestarts?: string;
+  replace?: boolean;
+  json?: boolean;
+}
+
+async function specsForStart(target: string, args: string[], options: StartOptions): Promise<AppSpec[]> {
+  const { isConfigFile, loadConfigFile } = await import('../config/load.js');
+  if (isConfigFile(target)) {
+    const scriptOnly = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts'] as const;
+    const given = scriptOnly.filter((key) => options[key] !== undefined);
+    if (given.length > 0 || options.env.length > 0 || args.length > 0 || !options.autorestart) {
+      throw new AgentpmError('invalid-argument', `${target} is a config file; options such as --${given[0] ?? 'env'} apply to a single script. Set them in the config instead.`);
+    }
+    return loadConfigFile(target, callerEnv());
+  }
+  const { resolveApps } = await import('../config/resolve.js');
+  const env: Record<string, string> = {};
+  for (const pair of options.env) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new AgentpmError('invalid-argument', `--env expects NAME=value, got '${pair}'`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const app: Record<string, unknown> = { script: target, args, env, autorestart: options.autorestart };
+  if (options.name !== undefined) app['name'] = options.name;
+  if (options.cwd !== undefined) app['cwd'] = options.cwd;
+  if (options.interpreter !== undefined) app['interpreter'] = options.interpreter;
+  if (options.interpreterArgs !== undefined) app['interpreterArgs'] = options.interpreterArgs.split(' ').filter(Boolean);
+  if (options.killTimeout !== undefined) app['killTimeout'] = options.killTimeout;
+  if (options.stopSignal !== undefined) app['stopSignal'] = normalizeSignal(options.stopSignal);
+  if (options.restartDelay !== undefined) app['restartDelay'] = options.restartDelay;
+  if (options.maxRestarts !== undefined) app['maxRestarts'] = Number(options.maxRestarts);
+  const baseDir = process.cwd();
+  if (options.cwd !== undefined) app['cwd'] = resolve(baseDir, options.cwd);
+  return resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() });
+}
+
+async function waitForDaemonExit(): Promise<void> {
+  const { connect } = await import('node:net');
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const alive = await new Promise<boolean>((done) => {
+      const socket = connect(paths.socket);
+      socket.once('connect', () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.once('error', () => done(false));
+    });
+    if (!alive) return;
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
+async function tryConnectExisting(): Promise<DaemonClient | null> {
+  try {
+    return await DaemonClient.connect(paths, { autostart: false });
+  } catch (error) {
+    if (error instanceof AgentpmError && error.code === 'daemon-unreachable') return null;
+    throw error;
+  }
+}
+
+const program = new Command();
+program
+  .name('agentpm')
+  .description('A process manager for AI agents: whole process trees, per-tree limits, restarts with backoff, no orphans.')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('start')
+  .description('start a script, or every app of a config file (ecosystem.config.ts, *.config.js, *.json)')
+  .argument('<script|config>', 'script to run, or a config file')
+  .argument('[args...]', 'arguments for the script (after --)')
+  .option('-n, --name <name>', 'app name (default: the script file name)')
+  .option('--cwd <dir>', 'working directory (default: the current directory)')
+  .option('--env <NAME=value>', 'set an environment variable (repeatable)', collect, [])
+  .option('--interpreter <program>', "interpreter: node, tsx, python3, bash, none (execute directly), or any program")
+  .option('--interpreter-args <args>', 'arguments for the interpreter')
+  .option('--kill-timeout <duration>', 'grace between the stop signal and SIGKILL (default 10s)')
+  .option('--stop-signal <signal>', 'signal for a graceful stop (default SIGTERM)')
+  .option('--no-autorestart', 'do not restart the app when it exits by itself')
+  .option('--restart-delay <duration>', 'first restart delay, doubled for each unstable exit (default 1s)')
+  .option('--max-restarts <n>', 'give up (errored) after n restarts within the restart window')
+  .option('--replace', 'if the app is running, stop its whole tree and start the new definition')
+  .option('--json', 'print the app list as JSON')
+  .addHelpText('after', '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts')
+  .action(async (target: string, args: string[], options: StartOptions) => {
+    const apps = await specsForStart(target, args, options);
+    const list = await withDaemon(true, async (client) => {
+      await client.request({ type: 'start', apps, replace: options.replace === true });
+      return client.request({ type: 'ls' });
+    });
+    if (options.json) printJson(list);
+    else print(renderList(list));
+  });
+
+for (const [verb, description] of [
+  ['stop', 'stop apps: stop signal to every process of the tree, SIGKILL after the kill timeout'],
+  ['restart', 'stop each app completely, then start it again'],
+  ['delete', 'stop apps and remove them from the registry'],
+] as const) {
+  const command = program
+    .command(verb)
+    .description(description)
+    .argument('<names...>', "app names, or 'all'")
+    .option('--json', 'print the app list as JSON')
+    .action(async (names: string[], options: { json?: boolean }) => {
+      const list = await withDaemon(true, async (client) => {
+        await client.request({ type: verb, target: targetOf(names) });
+        return client.request({ type: 'ls' });
+      });
+      if (options.json) printJson(list);
+      else print(renderList(list));
+    });
+  if (verb === 'delete') command.alias('del');
+}
+
+program
+  .command('signal')
+  .description("send a signal to an app's root process")
+  .argument('<signal>', 'e.g. SIGUSR2 or USR2')
+  .argument('<name>', 'app name')
+  .action(async (signal: string, name: string) => {
+    await call({ type: 'signal', name, signal: normalizeSignal(signal) });
+    print(`sent ${normalizeSignal(signal)} to ${name}`);
+  });
+
+program
+  .command('ls')
+  .alias('list')
+  .description('list apps with their status and whole-tree figures')
+  .option('--json', 'machine-readable output (a stable contract)')
+  .action(async (options: { json?: boolean }) => {
+    const list = await call({ type: 'ls' });
+    if (options.json) printJson(list);
+    else print(renderList(list));
+  });
+
+program
+  .command('show')
+  .description("an app's definition, status, process tree and recent exits")
+  .argument('<name>', 'app name')
+  .option('--json', 'machine-readable output')
+  .action(async (name: string, options: { json?: boolean }) => {
+    const detail = await call({ type: 'show', name });
+    if (options.json) printJson(detail);
+    else print(renderDetail(detail));
+  });
+
+program
+  .command('logs')
+  .description("print an app's logs (read from its log files; the daemon is not involved)")
+  .argument('<name>', 'app name')
+  .option('--lines <n>', 'lines to print from the end of each log', '20')
+  .option('-f, --follow', 'keep printing new lines')
+  .addOption(new Option('--err', 'only stderr').conflicts('out'))
+  .addOption(new Option('--out', 'only stdout'))
+  .action(async (name: string, options: { lines: string; follow?: boolean; err?: boolean; out?: boolean }) => {
+    const { showLogs } = await import('./logs.js');
+    const lines = Number(options.lines);
+    if (!Number.isInteger(lines) || lines < 0) throw new AgentpmError('invalid-argument', `--lines expects a whole number, got '${options.lines}'`);
+    const streams = options.err ? (['err'] as const) : options.out ? (['out'] as const) : (['out', 'err'] as const);
+    await showLogs(paths.home, name, { lines, follow: options.follow === true, streams: [...streams] });
+  });
+
+program
+  .command('kill')
+  .description('stop every app, then the daemon')
+  .action(async () => {
+    const client = await tryConnectExisting();
+    if (!client) return print('no daemon running');
+    try {
+      const { apps } = await client.request({ type: 'kill' });
+      print(`stopped ${apps.length} app(s); daemon stopped`);
+    } finally {
+      client.close();
+    }
+    await waitForDaemonExit();
+  });
+
+const daemon = program.command('daemon').description('control the background daemon');
+daemon
+  .command('start')
+  .description('start the daemon if it is not running')
+  .action(async () => {
+    const status = await withDaemon(true, (client) => client.request({ type: 'status' }));
+    print(`daemon running (pid ${status.pid}, ${paths.home})`);
+  });
+daemon
+  .command('stop')
+  .description('stop the daemon, leaving every app running for the next daemon to adopt')
+  .action(async () => {
+    const client = await tryConnectExisting();
+    if (!client) return print('no daemon running');
+    try {
+      await client.request({ type: 'daemon-stop' });
+    } finally {
+      client.close();
+    }
+    await waitForDaemonExit();
+    print('daemon stopped; apps keep running');
+  });
+daemon
+  .command('status')
+  .description("the daemon's pid, version, uptime and home (exit 1 if not running)")
+  .option('--json', 'machine-readable output')
+  .action(async (options: { json?: boolean }) => {
+    const client = await tryConnectExisting();
+    if (!client) {
+      if (options.json) printJson({ running: false, home: paths.home });
+      else print(`no daemon running for ${paths.home}`);
+      process.exitCode = 1;
+      return;
+    }
+    try {
+      const status = await client.request({ type: 'status' });
+      if (options.json) printJson({ running: true, ...status });
+      else print(`daemon running: pid ${status.pid}, agentpm ${status.version}, up ${Math.round(status.uptimeMs / 1000)}s, ${status.apps} app(s), home ${status.home}`);
+    } finally {
+      client.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof AgentpmError) {
+    process.stderr.write(`agentpm: ${error.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stderr.write(`agentpm: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exitCode = 70;
+});

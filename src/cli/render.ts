@@ -1,0 +1,82 @@
+/**
+ * Plain-text rendering of daemon answers for people. Scripts use --json, which prints the daemon's
+ * answer as it is.
+ */
+import { formatBytes, formatDuration } from '../config/units.js';
+import type { AppDetail, AppStatus, AppSummary, ExitRecord } from '../protocol.js';
+
+export function renderTable(rows: string[][]): string {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+const useColor = process.stdout.isTTY === true && !('NO_COLOR' in process.env);
+const STATUS_COLOR: Record<AppStatus, number> = { online: 32, starting: 36, stopping: 33, backoff: 33, stopped: 90, errored: 31 };
+
+function colorStatus(status: AppStatus, text: string): string {
+  return useColor ? `\x1b[${STATUS_COLOR[status]}m${text}\x1b[0m` : text;
+}
+
+export function describeExit(exit: ExitRecord | null): string {
+  if (!exit) return '-';
+  const detail = exit.signal ?? (exit.code !== null ? `code ${exit.code}` : '');
+  return detail ? `${exit.reason} (${detail})` : exit.reason;
+}
+
+export function renderList(apps: AppSummary[]): string {
+  if (apps.length === 0) return 'no apps; start one with `agentpm start <script>` or `agentpm start ecosystem.config.ts`';
+  const header = ['name', 'status', 'pid', 'uptime', 'restarts', 'memory', 'procs', 'last exit'];
+  const rows = apps.map((app) => [
+    app.name,
+    app.status,
+    app.pid === null ? '-' : String(app.pid),
+    app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs),
+    String(app.restarts),
+    app.memory > 0 ? formatBytes(app.memory) + (app.limits.memory ? ` / ${formatBytes(app.limits.memory)}` : '') : '-',
+    String(app.processes),
+    describeExit(app.lastExit),
+  ]);
+  const table = renderTable([header, ...rows]).split('\n');
+  // Colour after padding, so escape codes do not skew the column widths.
+  return table
+    .map((line, index) => {
+      const app = apps[index - 1];
+      return app ? line.replace(app.status, colorStatus(app.status, app.status)) : line;
+    })
+    .join('\n');
+}
+
+export function renderDetail(app: AppDetail): string {
+  const { definition } = app;
+  const lines = [
+    `${app.name}: ${colorStatus(app.status, app.status)}${app.pid ? ` (pid ${app.pid}, instance ${app.instance})` : ''}`,
+    `  script       ${[definition.script, ...definition.args].join(' ')}`,
+    `  cwd          ${definition.cwd}`,
+    `  interpreter  ${definition.interpreter ?? 'by extension'}${definition.interpreterArgs.length ? ` ${definition.interpreterArgs.join(' ')}` : ''}`,
+    `  uptime       ${app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs)}    restarts ${app.restarts}`,
+    `  memory       ${formatBytes(app.memory)} in ${app.processes} process(es)${app.limits.memory ? `, limit ${formatBytes(app.limits.memory)}` : ''}${app.limits.children !== null ? `, children limit ${app.limits.children}` : ''}`,
+    `  stop         ${definition.stopSignal}, SIGKILL after ${definition.killTimeoutMs} ms`,
+    `  restart      ${definition.autorestart ? `backoff ${definition.restartDelayMs}-${definition.maxRestartDelayMs} ms, stable after ${definition.minUptimeMs} ms` : 'off'}${definition.maxRestarts ? `, give up after ${definition.maxRestarts} in ${definition.restartWindowMs} ms` : ''}`,
+    `  logs         ${app.logs.out}`,
+    `               ${app.logs.err}`,
+  ];
+  if (app.nextStartAt) lines.push(`  next start   ${app.nextStartAt}`);
+  const env = Object.entries(definition.env);
+  if (env.length > 0) lines.push('  env', ...env.map(([key, value]) => `    ${key}=${value}`));
+  if (app.tree.length > 0) {
+    lines.push('  tree');
+    const depth = new Map<number, number>();
+    for (const proc of app.tree) {
+      const level = (depth.get(proc.ppid) ?? -1) + 1;
+      depth.set(proc.pid, level);
+      lines.push(`    ${'  '.repeat(level)}${String(proc.pid).padEnd(8)} ${formatBytes(proc.rss).padStart(8)}  ${proc.cmd.slice(0, 100)}`);
+    }
+  }
+  if (app.exits.length > 0) {
+    lines.push('  exits (newest first)');
+    for (const exit of app.exits.slice(0, 10)) {
+      lines.push(`    ${exit.at}  ${describeExit(exit)}  after ${formatDuration(exit.uptimeMs)}${exit.leftovers ? `, ${exit.leftovers} left behind (killed)` : ''}`);
+    }
+  }
+  return lines.join('\n');
+}

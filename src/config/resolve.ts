@@ -1,0 +1,232 @@
+/**
+ * From what a user wrote (AppConfig, from a config file or from CLI flags) to a fully resolved AppSpec.
+ * Every problem is collected and reported at once, each naming the source, the app, the field, the bad
+ * value and what is allowed; a config with any problem starts nothing.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { constants } from 'node:os';
+import { basename, extname, isAbsolute, resolve } from 'node:path';
+import { AgentpmError } from '../errors.js';
+import type { AppSpec } from '../protocol.js';
+import { DEFAULTS } from './defaults.js';
+import { parseDuration, parseSize } from './units.js';
+
+export interface ResolveContext {
+  /** Where the config came from, for messages: a file path or 'command line'. */
+  source: string;
+  /** Relative scripts and cwds resolve against this directory. */
+  baseDir: string;
+  baseEnv: Record<string, string>;
+}
+
+const APP_FIELDS = [
+  'name',
+  'script',
+  'args',
+  'cwd',
+  'interpreter',
+  'interpreterArgs',
+  'env',
+  'stopSignal',
+  'killTimeout',
+  'autorestart',
+  'restartDelay',
+  'maxRestartDelay',
+  'minUptime',
+  'maxRestarts',
+  'restartWindow',
+  'maxMemory',
+  'maxChildren',
+] as const;
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+type Record_ = Record<string, unknown>;
+
+export function resolveApps(config: unknown, context: ResolveContext): AppSpec[] {
+  const problems: string[] = [];
+  if (typeof config !== 'object' || config === null || !Array.isArray((config as Record_)['apps'])) {
+    throw new AgentpmError('invalid-config', `${context.source}: expected an object with an \`apps\` array, e.g. export default defineConfig({ apps: [{ script: 'bot.ts' }] })`);
+  }
+  const apps = (config as { apps: unknown[] }).apps;
+  if (apps.length === 0) throw new AgentpmError('invalid-config', `${context.source}: \`apps\` is empty; add at least one app`);
+  const specs: AppSpec[] = [];
+  apps.forEach((app, index) => {
+    const spec = resolveApp(app, index, context, problems);
+    if (spec) specs.push(spec);
+  });
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    if (seen.has(spec.name)) problems.push(`${context.source}: app name "${spec.name}" is used twice; names must be unique (set \`name\`)`);
+    seen.add(spec.name);
+  }
+  if (problems.length > 0) {
+    throw new AgentpmError('invalid-config', `${problems.length === 1 ? 'invalid configuration' : `${problems.length} problems in the configuration`}; nothing was started:\n  ${problems.join('\n  ')}`);
+  }
+  return specs;
+}
+
+function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppSpec | null {
+  let where = `${context.source}: apps[${index}]`;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    problems.push(`${where}: expected an object such as { script: 'bot.ts' }`);
+    return null;
+  }
+  const app = input as Record_;
+  const before = problems.length;
+  const problem = (field: string, message: string): void => {
+    problems.push(`${where}: field \`${field}\`: ${message}`);
+  };
+  const script = app['script'];
+  if (typeof script !== 'string' || script.trim() === '') {
+    problem('script', `required: the path of the script to run, got ${show(script)}`);
+  }
+  const name = app['name'] ?? (typeof script === 'string' ? basename(script, extname(script)) : undefined);
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    problem('name', `expected 1-64 characters of letters, digits, '.', '_' or '-' (not first), got ${show(name)}`);
+  } else {
+    where += ` ("${name}")`;
+  }
+  for (const key of Object.keys(app)) {
+    if (!(APP_FIELDS as readonly string[]).includes(key)) {
+      const suggestion = closest(key, APP_FIELDS);
+      problems.push(`${where}: unknown field \`${key}\`${suggestion ? `; did you mean \`${suggestion}\`?` : `; known fields: ${APP_FIELDS.join(', ')}`}`);
+    }
+  }
+
+  const cwdInput = app['cwd'];
+  if (cwdInput !== undefined && typeof cwdInput !== 'string') problem('cwd', `expected a directory path, got ${show(cwdInput)}`);
+  const cwd = resolve(context.baseDir, typeof cwdInput === 'string' ? cwdInput : '.');
+  if (typeof cwdInput === 'string' && !isDirectory(cwd)) problem('cwd', `${cwd} is not a directory`);
+
+  let scriptPath = typeof script === 'string' ? script : '';
+  if (scriptPath !== '') {
+    const candidate = resolve(context.baseDir, scriptPath);
+    const pathLike = scriptPath.includes('/') || extname(scriptPath) !== '';
+    if (existsSync(candidate)) scriptPath = candidate;
+    else if (pathLike || isAbsolute(scriptPath)) problem('script', `${candidate} does not exist; check the path (relative paths start at ${context.baseDir})`);
+    // otherwise a bare command such as `sleep`, looked up on PATH when spawned
+  }
+
+  const args = app['args'];
+  let argList: string[] = [];
+  if (typeof args === 'string') argList = args.split(' ').filter((part) => part !== '');
+  else if (Array.isArray(args) && args.every((arg) => typeof arg === 'string')) argList = args as string[];
+  else if (args !== undefined) problem('args', `expected a string or an array of strings, got ${show(args)}`);
+
+  const interpreter = app['interpreter'];
+  if (interpreter !== undefined && (typeof interpreter !== 'string' || interpreter === '')) problem('interpreter', `expected a program such as 'node', 'python3' or 'none', got ${show(interpreter)}`);
+  const interpreterArgs = app['interpreterArgs'];
+  if (interpreterArgs !== undefined && !(Array.isArray(interpreterArgs) && interpreterArgs.every((arg) => typeof arg === 'string'))) {
+    problem('interpreterArgs', `expected an array of strings, got ${show(interpreterArgs)}`);
+  }
+
+  const env: Record<string, string> = {};
+  const envInput = app['env'];
+  if (envInput !== undefined) {
+    if (typeof envInput !== 'object' || envInput === null || Array.isArray(envInput)) problem('env', `expected an object of NAME: value, got ${show(envInput)}`);
+    else {
+      for (const [key, value] of Object.entries(envInput)) {
+        if (['string', 'number', 'boolean'].includes(typeof value)) env[key] = String(value);
+        else problem(`env.${key}`, `expected a string, number or boolean, got ${show(value)}`);
+      }
+    }
+  }
+
+  const stopSignal = app['stopSignal'] ?? DEFAULTS.stopSignal;
+  if (typeof stopSignal !== 'string' || !(stopSignal in constants.signals)) {
+    problem('stopSignal', `expected a signal name such as 'SIGTERM', 'SIGINT' or 'SIGHUP', got ${show(stopSignal)}`);
+  }
+  const autorestart = app['autorestart'] ?? DEFAULTS.autorestart;
+  if (typeof autorestart !== 'boolean') problem('autorestart', `expected true or false, got ${show(autorestart)}`);
+
+  const duration = (field: string, fallback: number): number => {
+    const value = app[field];
+    if (value === undefined) return fallback;
+    const parsed = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : { ok: false as const, message: `expected a duration such as '10s', got ${show(value)}` };
+    if (parsed.ok) return parsed.value;
+    problem(field, parsed.message);
+    return fallback;
+  };
+  const count = (field: string, allowZero: boolean): number | null => {
+    const value = app[field];
+    if (value === undefined || value === null) return null;
+    if (typeof value === 'number' && Number.isInteger(value) && (allowZero ? value >= 0 : value > 0)) return value;
+    problem(field, `expected a whole number ${allowZero ? '>= 0' : '> 0'}, got ${show(value)}`);
+    return null;
+  };
+  let maxMemoryBytes: number | null = null;
+  if (app['maxMemory'] !== undefined) {
+    const value = app['maxMemory'];
+    const parsed = typeof value === 'string' || typeof value === 'number' ? parseSize(value) : { ok: false as const, message: `expected a size such as '1.5G', got ${show(value)}` };
+    if (parsed.ok && parsed.value > 0) maxMemoryBytes = parsed.value;
+    else problem('maxMemory', parsed.ok ? `must be more than 0, got ${show(value)}` : parsed.message);
+  }
+
+  const spec: AppSpec = {
+    name: typeof name === 'string' ? name : '',
+    script: scriptPath,
+    args: argList,
+    cwd,
+    interpreter: typeof interpreter === 'string' ? interpreter : null,
+    interpreterArgs: Array.isArray(interpreterArgs) ? (interpreterArgs as string[]) : [],
+    env,
+    baseEnv: context.baseEnv,
+    stopSignal: String(stopSignal),
+    killTimeoutMs: duration('killTimeout', DEFAULTS.killTimeout),
+    autorestart: autorestart === true,
+    restartDelayMs: duration('restartDelay', DEFAULTS.restartDelay),
+    maxRestartDelayMs: duration('maxRestartDelay', DEFAULTS.maxRestartDelay),
+    minUptimeMs: duration('minUptime', DEFAULTS.minUptime),
+    maxRestarts: count('maxRestarts', false) ?? DEFAULTS.maxRestarts,
+    restartWindowMs: duration('restartWindow', DEFAULTS.restartWindow),
+    maxMemoryBytes,
+    maxChildren: count('maxChildren', true),
+  };
+  return problems.length === before ? spec : null;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return `'${value}'`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** The known name closest to a misspelt one, if it is close enough to be what was meant. */
+export function closest(input: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of candidates) {
+    const distance = editDistance(input.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(input.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}

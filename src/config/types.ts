@@ -1,0 +1,45 @@
+/**
+ * What users write, in `ecosystem.config.ts` or on the command line. Sizes and durations may be strings
+ * ('512M', '10s') or numbers (bytes, ms). Every field but `script` is optional; defaults are in
+ * defaults.ts and in the README.
+ */
+export type Size = string | number;
+export type Duration = string | number;
+export type SignalName = `SIG${string}`;
+
+export interface AppConfig {
+  /** Unique name; defaults to the script's file name without its extension. */
+  name?: string;
+  /** Path to the script (relative to the config file), or a command found on PATH. */
+  script: string;
+  args?: string | string[];
+  /** Working directory; defaults to the config file's directory. */
+  cwd?: string;
+  /** 'node', 'tsx', 'python3', 'bash', 'none' (execute directly) or any program; by extension if unset. */
+  interpreter?: string;
+  interpreterArgs?: string[];
+  env?: Record<string, string | number | boolean>;
+  /** Signal for a graceful stop (default SIGTERM). */
+  stopSignal?: SignalName;
+  /** Grace between the stop signal and SIGKILL for the whole tree (default '10s'). */
+  killTimeout?: Duration;
+  /** Restart when the app exits by itself (default true). */
+  autorestart?: boolean;
+  /** First restart delay; doubles for each unstable exit (default '1s'). */
+  restartDelay?: Duration;
+  /** Cap of the restart delay (default '60s'). */
+  maxRestartDelay?: Duration;
+  /** A run this long is stable and resets the backoff (default '30s'). */
+  minUptime?: Duration;
+  /** Give up (errored) after this many restarts within restartWindow (default: never). */
+  maxRestarts?: number;
+  restartWindow?: Duration;
+  /** Whole-tree memory limit, e.g. '1.5G'. */
+  maxMemory?: Size;
+  /** Live descendants of the root allowed (root excluded). */
+  maxChildren?: number;
+}
+
+export interface EcosystemConfig {
+  apps: AppConfig[];
+}

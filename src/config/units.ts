@@ -1,0 +1,48 @@
+/**
+ * Sizes and durations as people write them: '512M', '1.5G', '10s', '5m'. Numbers are bytes and ms.
+ */
+export type Parsed = { ok: true; value: number } | { ok: false; message: string };
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, KB: 1024, M: 1024 ** 2, MB: 1024 ** 2, G: 1024 ** 3, GB: 1024 ** 3, T: 1024 ** 4, TB: 1024 ** 4 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseSize(input: string | number): Parsed {
+  if (typeof input === 'number') {
+    return Number.isFinite(input) && input >= 0 ? { ok: true, value: Math.round(input) } : { ok: false, message: `expected a size such as '512M' or '1.5G', got ${input}` };
+  }
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+  const unit = SIZE_UNITS[match?.[2]?.toUpperCase() ?? 'invalid'];
+  if (!match || unit === undefined) return { ok: false, message: `expected a size such as '512M', '1.5G' or a number of bytes, got '${input}'` };
+  return { ok: true, value: Math.round(Number(match[1]) * unit) };
+}
+
+export function parseDuration(input: string | number): Parsed {
+  if (typeof input === 'number') {
+    return Number.isFinite(input) && input >= 0 ? { ok: true, value: Math.round(input) } : { ok: false, message: `expected a duration such as '10s' or a number of ms, got ${input}` };
+  }
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
+  if (!match) return { ok: false, message: `expected a duration such as '500ms', '10s', '5m', '1h' or a number of ms, got '${input}'` };
+  return { ok: true, value: Math.round(Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] ?? 1)) };
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['K', 'M', 'G', 'T'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}B`;
+}
+
+export function formatDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours}h`;
+  return `${Math.floor(hours / 24)}d`;
+}

@@ -1,0 +1,304 @@
+/**
+ * One app's lifecycle, as one explicit state machine.
+ *
+ *              start                 spawned
+ *   stopped ─────────▶ starting ─────────────▶ online ──┐ root exits by itself
+ *      ▲                  ▲  │ spawn failed       │     │ (crash, signal, OOM…)
+ *      │                  │  ▼                    │     ▼
+ *      │  stop/delete     │ backoff ◀─────── stopping (kill what the instance left behind)
+ *      ├──────────────────┼──  │  ▲ delay done        │
+ *      │                  └────┘  └───────────────────┤ restart decided
+ *      │                                              │
+ *      └───────────── stopping ◀── stop/restart ── online      errored ◀── give-up (maxRestarts
+ *                                                                          in the window), left by
+ *                                                                          start/restart
+ *
+ * Every operation on an app (user requests and the app's own exits) runs one at a time through
+ * `exclusive`, so a transition never interleaves with another: "stop while starting", "restart while
+ * in backoff" and "exit while stopping" each see a settled state. Two live trees under one name cannot
+ * happen: a new instance is spawned only after the old one is confirmed gone.
+ */
+import { AgentpmError } from '../errors.js';
+import type { AppSpec, AppStatus, ExitReason, ExitRecord } from '../protocol.js';
+import type { ProcessTable } from '../proc/table.js';
+import { EMPTY_HISTORY, decideRestart, type RestartHistory } from './backoff.js';
+import { classifyExit } from './forensics.js';
+import type { PersistedApp, PersistedInstance } from './registry.js';
+import type { ExitStatus } from './spawn.js';
+
+export interface Instance extends PersistedInstance {
+  /** The exit status, when the root is our child; null for an instance adopted from an earlier daemon. */
+  exited: Promise<ExitStatus> | null;
+}
+
+export type AppState =
+  | { id: 'stopped' }
+  | { id: 'starting' }
+  | { id: 'online'; instance: Instance }
+  | { id: 'stopping'; instance: Instance }
+  | { id: 'backoff'; until: number; timer: NodeJS.Timeout }
+  | { id: 'errored' };
+
+/** What an app needs from the daemon around it; the supervisor provides it. */
+export interface AppHost {
+  readonly table: ProcessTable;
+  spawn(spec: AppSpec): Promise<Instance>;
+  /** Ends every process of the instance (TERM, grace, KILL); resolves with how many were alive. */
+  terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }>;
+  /** Whether the kernel's OOM-kill counter rose recently. */
+  oomKillRose(): boolean;
+  changed(app: App): void;
+  log(app: App, message: string): void;
+}
+
+const MAX_EXITS_KEPT = 20;
+/** How long to wait for a dead root's exit status to arrive from the child handle. */
+const EXIT_STATUS_WAIT_MS = 2000;
+
+export class App {
+  state: AppState = { id: 'stopped' };
+  desired: 'running' | 'stopped' = 'stopped';
+  restarts = 0;
+  history: RestartHistory = EMPTY_HISTORY;
+  exits: ExitRecord[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    public spec: AppSpec,
+    private readonly host: AppHost,
+  ) {}
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get status(): AppStatus {
+    return this.state.id;
+  }
+
+  /** The instance whose processes are alive or being ended, if any. */
+  get instance(): Instance | null {
+    return this.state.id === 'online' || this.state.id === 'stopping' ? this.state.instance : null;
+  }
+
+  /** Alive in the user's sense: start must be refused, restart used instead. */
+  get active(): boolean {
+    return this.state.id === 'starting' || this.state.id === 'online' || this.state.id === 'backoff' || this.state.id === 'stopping';
+  }
+
+  get nextStartAt(): number | null {
+    return this.state.id === 'backoff' ? this.state.until : null;
+  }
+
+  start(spec?: AppSpec): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.active) {
+        throw new AgentpmError('already-running', `${this.name} is already running; use \`agentpm restart ${this.name}\`, or start with --replace`);
+      }
+      if (spec) this.spec = spec;
+      this.desired = 'running';
+      this.history = EMPTY_HISTORY;
+      await this.spawnNow();
+    });
+  }
+
+  stop(): Promise<void> {
+    return this.exclusive(async () => {
+      this.desired = 'stopped';
+      await this.endCurrent('stopped');
+      this.transition({ id: 'stopped' });
+    });
+  }
+
+  /** Stops the current tree completely, then starts a new one; a manual restart clears errored and the backoff. */
+  restart(spec?: AppSpec): Promise<void> {
+    return this.exclusive(async () => {
+      if (spec) this.spec = spec;
+      this.desired = 'running';
+      const hadInstance = this.instance !== null;
+      await this.endCurrent('stopped');
+      this.history = EMPTY_HISTORY;
+      if (hadInstance) this.restarts += 1;
+      await this.spawnNow();
+    });
+  }
+
+  /** Signals the root process only (as PM2's sendSignal does), after checking it is still the same process. */
+  signal(signal: NodeJS.Signals): Promise<void> {
+    return this.exclusive(async () => {
+      const instance = this.instance;
+      if (!instance) throw new AgentpmError('invalid-argument', `${this.name} is ${this.status}; it has no process to signal. Start it first.`);
+      const proc = this.host.table.read(instance.pid);
+      if (!proc || proc.startTime !== instance.startTime) return;
+      process.kill(instance.pid, signal);
+    });
+  }
+
+  /** The root of the current instance is gone (from the child handle, or seen missing by the monitor). */
+  rootExited(instanceId: string, status: ExitStatus | null): void {
+    void this.exclusive(async () => {
+      if (this.state.id !== 'online' || this.state.instance.id !== instanceId) return; // already handled
+      const instance = this.state.instance;
+      this.transition({ id: 'stopping', instance });
+      const oomKillRose = this.host.oomKillRose();
+      const { seen } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
+      if (seen > 0) this.host.log(this, `killed ${seen} process(es) left behind by instance ${instance.id}`);
+      this.recordExit(instance, status, null, oomKillRose, seen);
+      this.scheduleRestart(instance);
+    }).catch((error: unknown) => this.host.log(this, `handling the exit failed: ${(error as Error).message}`));
+  }
+
+  /** Re-adopts a live instance found by a new daemon (identity already verified). */
+  adopt(instance: Instance): void {
+    this.transition({ id: 'online', instance });
+  }
+
+  /** Restores a backoff that was pending when the previous daemon stopped. */
+  resumeBackoff(until: number): void {
+    this.enterBackoff(until);
+  }
+
+  /** Starts the app now (a new daemon found it meant to be running but dead). */
+  revive(): Promise<void> {
+    return this.exclusive(() => this.spawnNow());
+  }
+
+  toPersisted(): PersistedApp {
+    const instance = this.instance;
+    return {
+      spec: this.spec,
+      desired: this.desired,
+      status: this.status,
+      instance: instance ? { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt } : null,
+      restarts: this.restarts,
+      history: this.history,
+      nextStartAt: this.nextStartAt,
+      exits: this.exits,
+    };
+  }
+
+  /** Cancels timers; the processes are left alone (the next daemon adopts them). */
+  dispose(): void {
+    if (this.state.id === 'backoff') clearTimeout(this.state.timer);
+  }
+
+  private get stopSignal(): NodeJS.Signals {
+    return this.spec.stopSignal as NodeJS.Signals;
+  }
+
+  private async spawnNow(): Promise<void> {
+    this.transition({ id: 'starting' });
+    let instance: Instance;
+    try {
+      instance = await this.host.spawn(this.spec);
+    } catch (error) {
+      this.host.log(this, (error as Error).message);
+      this.pushExit({ code: null, signal: null, reason: 'spawn-failed', at: new Date().toISOString(), instance: '', uptimeMs: 0, leftovers: 0 });
+      if (this.history.consecutive === 0 && this.desired === 'running') {
+        // A start that fails outright is the user's to fix: report it instead of looping on it.
+        this.desired = 'stopped';
+        this.transition({ id: 'errored' });
+        throw error;
+      }
+      this.scheduleRestart(null);
+      return;
+    }
+    this.transition({ id: 'online', instance });
+    instance.exited?.then((status) => this.rootExited(instance.id, status));
+  }
+
+  /** Ends the current instance's whole tree, or cancels a pending backoff. */
+  private async endCurrent(reason: ExitReason): Promise<void> {
+    if (this.state.id === 'backoff') {
+      clearTimeout(this.state.timer);
+      return;
+    }
+    const instance = this.instance;
+    if (!instance) return;
+    this.transition({ id: 'stopping', instance });
+    const { seen, survivors } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
+    if (survivors > 0) {
+      this.host.log(this, `${survivors} process(es) of ${instance.id} survived SIGKILL (stuck in the kernel?)`);
+    }
+    const status = instance.exited ? await withTimeout(instance.exited, EXIT_STATUS_WAIT_MS) : null;
+    this.recordExit(instance, status, reason, false, Math.max(0, seen - 1));
+  }
+
+  private scheduleRestart(previous: Instance | null): void {
+    if (this.desired !== 'running' || !this.spec.autorestart) {
+      this.desired = 'stopped';
+      this.transition({ id: 'stopped' });
+      return;
+    }
+    const now = Date.now();
+    const uptime = previous ? now - previous.startedAt : 0;
+    const decision = decideRestart(this.spec, this.history, uptime, now);
+    this.history = decision.history;
+    if (decision.action === 'give-up') {
+      this.host.log(this, `gave up: ${decision.restartsInWindow} restarts within ${this.spec.restartWindowMs} ms (maxRestarts ${this.spec.maxRestarts})`);
+      this.transition({ id: 'errored' });
+      return;
+    }
+    this.host.log(this, `restarting in ${decision.delayMs} ms (unstable exit ${decision.history.consecutive} in a row)`);
+    this.enterBackoff(now + decision.delayMs);
+  }
+
+  private enterBackoff(until: number): void {
+    const timer = setTimeout(() => {
+      void this.exclusive(async () => {
+        if (this.state.id !== 'backoff' || this.state.timer !== timer) return;
+        this.restarts += 1;
+        await this.spawnNow();
+      }).catch((error: unknown) => this.host.log(this, `restart failed: ${(error as Error).message}`));
+    }, Math.max(0, until - Date.now()));
+    this.transition({ id: 'backoff', until, timer });
+  }
+
+  private recordExit(instance: Instance, status: ExitStatus | null, stopReason: ExitReason | null, oomKillRose: boolean, leftovers: number): void {
+    const { reason, signal } = classifyExit({
+      code: status?.code ?? null,
+      signal: status?.signal ?? null,
+      stopReason,
+      oomKillRose,
+      statusKnown: status !== null,
+    });
+    const record: ExitRecord = {
+      code: status?.code ?? null,
+      signal,
+      reason,
+      at: new Date().toISOString(),
+      instance: instance.id,
+      uptimeMs: Date.now() - instance.startedAt,
+      leftovers,
+    };
+    this.pushExit(record);
+    this.host.log(this, `instance ${instance.id} ended: ${reason} (code ${record.code}, signal ${record.signal})`);
+  }
+
+  private pushExit(record: ExitRecord): void {
+    this.exits = [record, ...this.exits].slice(0, MAX_EXITS_KEPT);
+  }
+
+  private transition(next: AppState): void {
+    this.state = next;
+    this.host.changed(this);
+  }
+
+  private exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(operation, operation);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

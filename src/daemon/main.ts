@@ -1,0 +1,62 @@
+/**
+ * The daemon process: takes the lock for its home, restores the registry (adopting live instances),
+ * serves the socket, and on SIGTERM/SIGINT or `daemon stop` leaves every app running for the next
+ * daemon. Started detached by the CLI; its own output goes to AGENTPM_HOME/daemon.log.
+ */
+import { AgentpmError } from '../errors.js';
+import { ensurePrivateHome, resolveHome } from '../home.js';
+import { createProcessTable } from '../proc/table.js';
+import { VERSION } from '../version.js';
+import { acquireDaemonLock } from './lock.js';
+import { loadRegistry } from './registry.js';
+import { ControlServer, type ExitMode } from './server.js';
+import { Supervisor } from './supervisor.js';
+
+const DEFAULT_TICK_MS = 1000;
+
+async function main(): Promise<void> {
+  const home = resolveHome();
+  const paths = ensurePrivateHome(home);
+  const lock = await acquireDaemonLock(home);
+  const loaded = loadRegistry(paths.registry);
+  if (!loaded.ok) {
+    throw new AgentpmError(
+      'internal',
+      `${loaded.problem}. Nothing was changed. Move the file aside to start with an empty registry ` +
+        `(its apps' processes may still run; \`agentpm reap\` finds them).`,
+    );
+  }
+  const tickMs = Number(process.env['AGENTPM_TICK_MS'] ?? DEFAULT_TICK_MS);
+  const supervisor = new Supervisor({ paths, table: await createProcessTable(), tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
+  let exiting = false;
+  const exit = (mode: ExitMode | 'signal'): void => {
+    if (exiting) return;
+    exiting = true;
+    supervisor.log(null, `daemon ${process.pid} exiting (${mode}); ${mode === 'kill' ? 'all apps stopped' : 'apps left running'}`);
+    supervisor.shutdown();
+    server.close();
+    lock.release();
+    // Give the last replies a moment to flush before the process ends.
+    setTimeout(() => process.exit(0), 50).unref();
+  };
+  // Listen first, so that clients connect at once; requests wait until re-adoption is done, which can
+  // take a kill timeout when a dead instance left processes behind.
+  const restored = supervisor.restore(loaded.registry);
+  const server = new ControlServer(paths, supervisor, exit, restored);
+  await server.listen();
+  await restored;
+  supervisor.startTicking();
+  process.on('SIGTERM', () => exit('signal'));
+  process.on('SIGINT', () => exit('signal'));
+  process.on('SIGHUP', () => undefined);
+  // A bug in handling one request or one exit must not take supervision of every app down with it.
+  process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
+  process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
+  supervisor.log(null, `daemon ${process.pid} (agentpm ${VERSION}) serving ${paths.socket}`);
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof AgentpmError ? `${error.code}: ${error.message}` : String((error as Error)?.stack ?? error);
+  process.stderr.write(`agentpm daemon: ${message}\n`);
+  process.exit(error instanceof AgentpmError && error.code === 'daemon-running' ? 3 : 1);
+});

@@ -1,0 +1,70 @@
+/**
+ * The registry on disk: app definitions, desired state, the live instance's identity (root pid + start
+ * time + instance id) and restart counters. Written atomically (temp file, fsync, rename) on every
+ * change, mode 0600, because it holds the apps' environments. A new daemon reads it to re-adopt.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import type { AppSpec, AppStatus, ExitRecord } from '../protocol.js';
+import type { RestartHistory } from './backoff.js';
+
+export const REGISTRY_VERSION = 1;
+
+export interface PersistedInstance {
+  id: string;
+  pid: number;
+  startTime: number;
+  /** ms since the epoch */
+  startedAt: number;
+}
+
+export interface PersistedApp {
+  spec: AppSpec;
+  desired: 'running' | 'stopped';
+  status: AppStatus;
+  instance: PersistedInstance | null;
+  restarts: number;
+  history: RestartHistory;
+  /** ms since the epoch when a pending backoff ends */
+  nextStartAt: number | null;
+  exits: ExitRecord[];
+}
+
+export interface RegistryFile {
+  version: typeof REGISTRY_VERSION;
+  /** The boot the instances were recorded in; after a reboot none of them can be alive. */
+  bootId: string | null;
+  apps: PersistedApp[];
+}
+
+export type LoadResult = { ok: true; registry: RegistryFile } | { ok: false; problem: string };
+
+export function loadRegistry(path: string): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, registry: { version: REGISTRY_VERSION, bootId: null, apps: [] } };
+    return { ok: false, problem: `cannot read ${path}: ${(error as Error).message}` };
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<RegistryFile>;
+    if (parsed.version !== REGISTRY_VERSION || !Array.isArray(parsed.apps)) {
+      return { ok: false, problem: `${path} has registry version ${String(parsed.version)}, expected ${REGISTRY_VERSION}` };
+    }
+    return { ok: true, registry: parsed as RegistryFile };
+  } catch (error) {
+    return { ok: false, problem: `${path} is not valid JSON: ${(error as Error).message}` };
+  }
+}
+
+export function saveRegistry(path: string, registry: RegistryFile): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(registry, null, 1));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}

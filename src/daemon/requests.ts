@@ -1,0 +1,66 @@
+/**
+ * Validation of requests arriving on the socket. Whatever a client sends, the daemon answers with an
+ * error naming the problem, never with a crash.
+ */
+import { constants } from 'node:os';
+import { z } from 'zod';
+import type { Request } from '../protocol.js';
+
+const signalName = z.string().refine((name) => name in constants.signals, {
+  message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
+});
+const appName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'app names are 1-64 characters of letters, digits, . _ - (not starting with . _ -)');
+const ms = z.number().int().nonnegative();
+const env = z.record(z.string(), z.string());
+
+export const appSpecSchema = z.strictObject({
+  name: appName,
+  script: z.string().min(1),
+  args: z.array(z.string()),
+  cwd: z.string().min(1),
+  interpreter: z.string().min(1).nullable(),
+  interpreterArgs: z.array(z.string()),
+  env,
+  baseEnv: env,
+  stopSignal: signalName,
+  killTimeoutMs: ms,
+  autorestart: z.boolean(),
+  restartDelayMs: ms,
+  maxRestartDelayMs: ms,
+  minUptimeMs: ms,
+  maxRestarts: z.number().int().positive().nullable(),
+  restartWindowMs: ms,
+  maxMemoryBytes: z.number().int().positive().nullable(),
+  maxChildren: z.number().int().nonnegative().nullable(),
+});
+
+const id = z.number().int();
+const target = z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ names: z.array(appName).min(1) })]);
+
+const requestSchema = z.discriminatedUnion('type', [
+  z.strictObject({ id, type: z.literal('hello'), protocol: z.number(), version: z.string() }),
+  z.strictObject({ id, type: z.literal('status') }),
+  z.strictObject({ id, type: z.literal('ls') }),
+  z.strictObject({ id, type: z.literal('show'), name: appName }),
+  z.strictObject({ id, type: z.literal('start'), apps: z.array(appSpecSchema).min(1), replace: z.boolean() }),
+  z.strictObject({ id, type: z.literal('stop'), target }),
+  z.strictObject({ id, type: z.literal('restart'), target }),
+  z.strictObject({ id, type: z.literal('delete'), target }),
+  z.strictObject({ id, type: z.literal('signal'), name: appName, signal: signalName }),
+  z.strictObject({ id, type: z.literal('kill') }),
+  z.strictObject({ id, type: z.literal('daemon-stop') }),
+]);
+
+export type ParsedRequest = { ok: true; request: Request } | { ok: false; id: number | null; message: string };
+
+export function parseRequest(value: unknown): ParsedRequest {
+  const result = requestSchema.safeParse(value);
+  if (result.success) return { ok: true, request: result.data as Request };
+  const raw = value as { id?: unknown; type?: unknown } | null;
+  const requestId = typeof raw?.id === 'number' && Number.isInteger(raw.id) ? raw.id : null;
+  const issue = result.error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  return { ok: false, id: requestId, message: `invalid request${where}: ${issue?.message ?? 'unrecognised'}` };
+}

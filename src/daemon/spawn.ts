@@ -1,0 +1,121 @@
+/**
+ * Starting one instance of an app: its own session (setsid, so the tree is findable by session id),
+ * stdin closed, stdout and stderr appended straight to log files the daemon opens. Nothing is piped
+ * through the daemon, so apps keep running and logging when it dies (PM2's node apps died with its
+ * daemon, of EPIPE on its pipe). Every process of the tree inherits the AGENTPM_* tags.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { extname } from 'node:path';
+import { AgentpmError } from '../errors.js';
+import { appLogPaths } from '../home.js';
+import type { AppSpec } from '../protocol.js';
+import type { ProcessTable } from '../proc/table.js';
+
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface SpawnedInstance {
+  id: string;
+  pid: number;
+  startTime: number;
+  startedAt: number;
+  child: ChildProcess;
+  exited: Promise<ExitStatus>;
+}
+
+/** Tags that must never leak from the caller's environment into the daemon or an app's root. */
+export const INSTANCE_TAGS = ['AGENTPM_APP', 'AGENTPM_INSTANCE'] as const;
+
+const require = createRequire(import.meta.url);
+let tsxLoader: string | undefined;
+
+/** tsx's loader, by absolute path: the app's cwd need not have tsx installed. */
+function tsxLoaderPath(): string {
+  tsxLoader ??= require.resolve('tsx');
+  return tsxLoader;
+}
+
+export function commandFor(spec: Pick<AppSpec, 'script' | 'args' | 'interpreter' | 'interpreterArgs'>): { file: string; args: string[] } {
+  const interpreter = spec.interpreter ?? interpreterByExtension(spec.script);
+  if (interpreter === 'none') return { file: spec.script, args: spec.args };
+  if (interpreter === 'tsx') {
+    // In-process loader rather than the tsx CLI: no wrapper process whose memory would hide the agent's.
+    return { file: process.execPath, args: ['--import', tsxLoaderPath(), ...spec.interpreterArgs, spec.script, ...spec.args] };
+  }
+  const file = interpreter === 'node' ? process.execPath : interpreter;
+  return { file, args: [...spec.interpreterArgs, spec.script, ...spec.args] };
+}
+
+export function interpreterByExtension(script: string): string {
+  switch (extname(script)) {
+    case '.ts':
+    case '.mts':
+    case '.cts':
+      return 'tsx';
+    case '.js':
+    case '.mjs':
+    case '.cjs':
+      return 'node';
+    case '.py':
+      return 'python3';
+    case '.sh':
+      return 'bash';
+    default:
+      return 'none';
+  }
+}
+
+export function newInstanceId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+export function instanceEnv(spec: AppSpec, home: string, instanceId: string): Record<string, string> {
+  const env: Record<string, string> = { ...spec.baseEnv, ...spec.env };
+  for (const tag of INSTANCE_TAGS) delete env[tag];
+  env['AGENTPM_APP'] = spec.name;
+  env['AGENTPM_INSTANCE'] = instanceId;
+  env['AGENTPM_HOME'] = home;
+  return env;
+}
+
+export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable): Promise<SpawnedInstance> {
+  const id = newInstanceId();
+  const { file, args } = commandFor(spec);
+  const logs = appLogPaths(home, spec.name);
+  const out = openSync(logs.out, 'a', 0o600);
+  const err = openSync(logs.err, 'a', 0o600);
+  let child: ChildProcess;
+  try {
+    child = spawn(file, args, {
+      cwd: spec.cwd,
+      env: instanceEnv(spec, home, id),
+      stdio: ['ignore', out, err],
+      detached: true,
+    });
+  } catch (error) {
+    throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: ${(error as Error).message}`);
+  } finally {
+    closeSync(out);
+    closeSync(err);
+  }
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const pid = child.pid;
+  if (pid === undefined) {
+    const error = await new Promise<Error>((resolve) => child.once('error', resolve));
+    throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: ${file}: ${error.message}; check the script path and interpreter`);
+  }
+  child.on('error', () => {
+    // After a successful spawn the only errors are failed kill() calls, which agentpm never makes through
+    // the handle (it signals by verified pid). Listening keeps a stray one from crashing the daemon.
+  });
+  // The child cannot have been reaped yet (libuv reaps on a later loop turn), so its stat is readable.
+  const proc = table.read(pid);
+  return { id, pid, startTime: proc?.startTime ?? -1, startedAt: Date.now(), child, exited };
+}

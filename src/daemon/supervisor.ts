@@ -1,0 +1,313 @@
+/**
+ * The registry of apps in memory, and everything the apps need from the machine: spawning, ending
+ * trees, the monitor tick over the process table, and persistence after every change.
+ */
+import { appendFileSync } from 'node:fs';
+import { AgentpmError } from '../errors.js';
+import { maskEnv } from '../mask.js';
+import { appLogPaths, type HomePaths } from '../home.js';
+import type { AppDetail, AppSpec, AppSummary, Target, TreeProcess } from '../protocol.js';
+import { terminateTree } from '../proc/kill.js';
+import { attribute, treeOrder, type InstanceRef } from '../proc/tree.js';
+import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
+import { App, type AppHost, type Instance } from './app.js';
+import { readOomKillCount } from './forensics.js';
+import { REGISTRY_VERSION, saveRegistry, type PersistedApp, type RegistryFile } from './registry.js';
+import { spawnInstance } from './spawn.js';
+
+export interface SupervisorOptions {
+  paths: HomePaths;
+  table: ProcessTable;
+  tickMs: number;
+}
+
+interface TreeStats {
+  memory: number;
+  members: ProcInfo[];
+}
+
+/** A snapshot younger than this answers `ls` without a new scan. */
+const FRESH_SNAPSHOT_MS = 200;
+
+export class Supervisor implements AppHost {
+  readonly table: ProcessTable;
+  private readonly apps = new Map<string, App>();
+  private readonly paths: HomePaths;
+  private stats = new Map<string, TreeStats>();
+  private lastScanAt = 0;
+  private oomKillSamples: (number | null)[] = [];
+  private ticker: NodeJS.Timeout | undefined;
+  private persistEnabled = false;
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.paths = options.paths;
+    this.table = options.table;
+  }
+
+  // ---- lifecycle of the supervisor itself ----
+
+  /** Rebuilds the apps from the registry: adopts live instances, revives dead ones that should run. */
+  async restore(registry: RegistryFile): Promise<void> {
+    const revive: App[] = [];
+    const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
+    for (const saved of registry.apps) {
+      if (!sameBoot) saved.instance = null;
+      const app = new App(saved.spec, this);
+      app.desired = saved.desired;
+      app.restarts = saved.restarts;
+      app.history = saved.history;
+      app.exits = saved.exits;
+      this.apps.set(app.name, app);
+      const live = saved.instance && this.verifyInstance(saved.instance.id, saved.instance.pid, saved.instance.startTime);
+      if (saved.instance && live) {
+        app.adopt({ ...saved.instance, exited: null });
+        this.log(app, `adopted instance ${saved.instance.id} (pid ${saved.instance.pid})`);
+        continue;
+      }
+      if (saved.instance) await this.killLeftovers(app, saved.instance);
+      if (saved.status === 'errored') app.state = { id: 'errored' };
+      else if (saved.desired === 'running' && saved.nextStartAt && saved.nextStartAt > Date.now()) app.resumeBackoff(saved.nextStartAt);
+      else if (saved.desired === 'running') revive.push(app);
+    }
+    this.persistEnabled = true;
+    this.persist();
+    await Promise.allSettled(revive.map((app) => app.revive()));
+  }
+
+  startTicking(): void {
+    this.tick();
+    this.ticker = setInterval(() => this.tick(), this.options.tickMs);
+  }
+
+  /** Stops timers and writes the registry; the apps' processes keep running for the next daemon. */
+  shutdown(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    for (const app of this.apps.values()) app.dispose();
+    this.persist();
+    this.persistEnabled = false;
+  }
+
+  // ---- requests ----
+
+  async start(specs: AppSpec[], replace: boolean): Promise<string[]> {
+    const names = specs.map((spec) => spec.name);
+    const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+    if (duplicate) throw new AgentpmError('invalid-argument', `app name ${duplicate} appears twice in one start; names must be unique`);
+    if (!replace) {
+      const running = specs.filter((spec) => this.apps.get(spec.name)?.active);
+      if (running.length > 0) {
+        const list = running.map((spec) => spec.name).join(', ');
+        throw new AgentpmError('already-running', `${list} already running; use \`agentpm restart ${list}\`, or start with --replace`);
+      }
+    }
+    for (const spec of specs) {
+      const existing = this.apps.get(spec.name);
+      if (existing && replace && existing.active) await existing.restart(spec);
+      else if (existing) await existing.start(spec);
+      else {
+        const app = new App(spec, this);
+        this.apps.set(spec.name, app);
+        try {
+          await app.start();
+        } catch (error) {
+          this.apps.delete(spec.name);
+          this.persist();
+          throw error;
+        }
+      }
+    }
+    return names;
+  }
+
+  async stop(target: Target): Promise<string[]> {
+    const apps = this.resolve(target);
+    await Promise.all(apps.map((app) => app.stop()));
+    return apps.map((app) => app.name);
+  }
+
+  async restart(target: Target): Promise<string[]> {
+    const apps = this.resolve(target);
+    for (const app of apps) await app.restart();
+    return apps.map((app) => app.name);
+  }
+
+  async delete(target: Target): Promise<string[]> {
+    const apps = this.resolve(target);
+    await Promise.all(apps.map((app) => app.stop()));
+    for (const app of apps) {
+      app.dispose();
+      this.apps.delete(app.name);
+      this.stats.delete(app.name);
+    }
+    this.persist();
+    return apps.map((app) => app.name);
+  }
+
+  async signal(name: string, signal: NodeJS.Signals): Promise<string[]> {
+    const [app] = this.resolve({ names: [name] });
+    if (app) await app.signal(signal);
+    return [name];
+  }
+
+  get appCount(): number {
+    return this.apps.size;
+  }
+
+  list(): AppSummary[] {
+    this.refreshIfStale();
+    return [...this.apps.values()].map((app) => this.summary(app));
+  }
+
+  show(name: string): AppDetail {
+    this.refreshIfStale();
+    const [app] = this.resolve({ names: [name] });
+    if (!app) throw new AgentpmError('unknown-app', `no app named ${name}`);
+    const stats = this.stats.get(app.name);
+    const tree: TreeProcess[] = treeOrder(stats?.members ?? []).map(({ proc }) => ({
+      pid: proc.pid,
+      ppid: proc.ppid,
+      rss: proc.rssBytes,
+      cmd: this.table.cmdline(proc),
+    }));
+    const { baseEnv: _hidden, ...spec } = app.spec;
+    const definition = { ...spec, env: maskEnv(spec.env) };
+    return {
+      ...this.summary(app),
+      instance: app.instance?.id ?? null,
+      nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
+      definition,
+      logs: appLogPaths(this.paths.home, app.name),
+      tree,
+      exits: app.exits,
+    };
+  }
+
+  // ---- AppHost ----
+
+  async spawn(spec: AppSpec): Promise<Instance> {
+    const spawned = await spawnInstance(spec, this.paths.home, this.table);
+    return { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited };
+  }
+
+  async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
+    const result = await terminateTree(this.table, (snapshot) => this.membersOf(snapshot, instance), { signal, graceMs });
+    return { seen: result.seen, survivors: result.survivors.length };
+  }
+
+  oomKillRose(): boolean {
+    const now = readOomKillCount();
+    const before = this.oomKillSamples[0];
+    return now !== null && before !== null && before !== undefined && now > before;
+  }
+
+  changed(app: App): void {
+    if (app.instance === null) this.stats.delete(app.name);
+    this.lastScanAt = 0; // the next `ls` must see the new tree
+
+    this.persist();
+  }
+
+  log(app: App | null, message: string): void {
+    const line = `${new Date().toISOString()} ${app ? `[${app.name}] ` : ''}${message}\n`;
+    try {
+      appendFileSync(this.paths.daemonLog, line, { mode: 0o600 });
+    } catch {
+      // the daemon log is best effort; supervision must go on without it
+    }
+  }
+
+  // ---- internals ----
+
+  private resolve(target: Target): App[] {
+    if ('all' in target) return [...this.apps.values()];
+    const missing = target.names.filter((name) => !this.apps.has(name));
+    if (missing.length > 0) {
+      const known = [...this.apps.keys()];
+      throw new AgentpmError(
+        'unknown-app',
+        `no app named ${missing.join(', ')}${known.length > 0 ? ` (known: ${known.join(', ')})` : ' (no apps registered; start one with `agentpm start <script>`)'}`,
+      );
+    }
+    return target.names.map((name) => this.apps.get(name) as App);
+  }
+
+  private membersOf(snapshot: ProcSnapshot, instance: InstanceRef | Instance): ProcInfo[] {
+    const ref: InstanceRef = 'rootPid' in instance ? instance : { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime };
+    return attribute(snapshot, [ref], (proc) => this.table.tags(proc), this.paths.home).get(ref.id) ?? [];
+  }
+
+  /** pid + start time + tag: the only proof that a remembered process is still the one agentpm started. */
+  private verifyInstance(id: string, pid: number, startTime: number): boolean {
+    const proc = this.table.read(pid);
+    if (!proc || !isAlive(proc) || proc.startTime !== startTime) return false;
+    const tags = this.table.tags(proc);
+    return tags?.instance === id && tags.home === this.paths.home;
+  }
+
+  private async killLeftovers(app: App, instance: PersistedApp['instance'] & object): Promise<void> {
+    const ref = { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, exited: null };
+    const { seen } = await this.terminate(ref, app.spec.stopSignal as NodeJS.Signals, app.spec.killTimeoutMs);
+    if (seen > 0) this.log(app, `killed ${seen} process(es) left behind by instance ${instance.id} while no daemon ran`);
+  }
+
+  private refreshIfStale(): void {
+    if (Date.now() - this.lastScanAt > FRESH_SNAPSHOT_MS) this.scan();
+  }
+
+  private tick(): void {
+    this.oomKillSamples = [...this.oomKillSamples, readOomKillCount()].slice(-2);
+    this.scan();
+  }
+
+  /** One pass over the process table: per-app tree figures, and exits of adopted roots. */
+  private scan(): void {
+    const snapshot = this.table.scan();
+    this.lastScanAt = snapshot.at;
+    const live = [...this.apps.values()].filter((app) => app.instance !== null);
+    const refs = live.map((app) => {
+      const instance = app.instance as Instance;
+      return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime };
+    });
+    const members = attribute(snapshot, refs, (proc) => this.table.tags(proc), this.paths.home);
+    const stats = new Map<string, TreeStats>();
+    for (const app of live) {
+      const instance = app.instance as Instance;
+      const list = members.get(instance.id) ?? [];
+      stats.set(app.name, { memory: list.reduce((sum, proc) => sum + proc.rssBytes, 0), members: list });
+      const rootAlive = list.some((proc) => proc.pid === instance.pid && proc.startTime === instance.startTime);
+      // A root we spawned reports its own exit through the child handle; an adopted root is not our
+      // child, so its exit is seen here.
+      if (!rootAlive && instance.exited === null && app.status === 'online') app.rootExited(instance.id, null);
+    }
+    this.stats = stats;
+  }
+
+  private summary(app: App): AppSummary {
+    const stats = this.stats.get(app.name);
+    const instance = app.instance;
+    return {
+      name: app.name,
+      status: app.status,
+      pid: instance?.pid ?? null,
+      restarts: app.restarts,
+      uptimeMs: instance && app.status === 'online' ? Date.now() - instance.startedAt : null,
+      memory: stats?.memory ?? 0,
+      processes: stats?.members.length ?? 0,
+      limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
+      lastExit: app.exits[0] ?? null,
+    };
+  }
+
+  private persist(): void {
+    if (!this.persistEnabled) return;
+    try {
+      saveRegistry(this.paths.registry, {
+        version: REGISTRY_VERSION,
+        bootId: this.table.bootId,
+        apps: [...this.apps.values()].map((app) => app.toPersisted()),
+      });
+    } catch (error) {
+      this.log(null, `cannot write the registry: ${(error as Error).message}`);
+    }
+  }
+}

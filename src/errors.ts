@@ -1,0 +1,44 @@
+/**
+ * Errors that reach a user carry a stable kebab-case `code` (for scripts and tests) and a message that
+ * says what went wrong and what to do about it. Throwing is for these and for broken invariants;
+ * expected outcomes of process operations are returned as values.
+ */
+export type ErrorCode =
+  | 'bad-request'
+  | 'frame-too-large'
+  | 'protocol-mismatch'
+  | 'unknown-app'
+  | 'already-running'
+  | 'invalid-config'
+  | 'invalid-argument'
+  | 'home-unsafe'
+  | 'daemon-running'
+  | 'daemon-unreachable'
+  | 'spawn-failed'
+  | 'stop-failed'
+  | 'internal';
+
+export class AgentpmError extends Error {
+  override readonly name = 'AgentpmError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ErrorPayload {
+  code: ErrorCode;
+  message: string;
+}
+
+export function toErrorPayload(error: unknown): ErrorPayload {
+  if (error instanceof AgentpmError) return { code: error.code, message: error.message };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'internal', message: `internal error: ${message} (please report it with the daemon log)` };
+}
+
+export function unreachable(value: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(value)}`);
+}

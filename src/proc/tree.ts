@@ -1,0 +1,125 @@
+/**
+ * Attribution: which live processes belong to which instance. Pure: it works on one snapshot, so it is
+ * unit-tested on fixtures and serves stop, `ls`, limits and reap alike.
+ *
+ * A process belongs to an instance when it is
+ *   1. the instance's root (same pid and start time; pid + start time name one process within a boot,
+ *      and a root that overwrote its environment, as setproctitle does, is still found),
+ *   2. tagged with the instance's id in its initial environment (AGENTPM_INSTANCE, with this home's
+ *      AGENTPM_HOME): this finds processes that called setsid and were reparented to init,
+ *   3. in the root's session (spawned with setsid, so sid = root pid): this finds children that cleared
+ *      their environment, even after the root died; or
+ *   4. a descendant (by ppid) of any of the above.
+ * Zombies are dead: they are never members, and nothing waits on them. A process tagged with another
+ * instance (or another home) is never claimed through session or ancestry: it is that instance's.
+ */
+import { isAlive, type ProcInfo, type ProcSnapshot, type ProcTags } from './table.js';
+
+export interface InstanceRef {
+  id: string;
+  rootPid: number;
+  rootStartTime: number;
+}
+
+export type TagReader = (proc: ProcInfo) => ProcTags | null;
+
+export function childrenByParent(snapshot: ProcSnapshot): Map<number, ProcInfo[]> {
+  const children = new Map<number, ProcInfo[]>();
+  for (const proc of snapshot.byPid.values()) {
+    const list = children.get(proc.ppid);
+    if (list) list.push(proc);
+    else children.set(proc.ppid, [proc]);
+  }
+  return children;
+}
+
+/** Members of each instance, root first when alive. Instances with no live member map to []. */
+export function attribute(
+  snapshot: ProcSnapshot,
+  instances: readonly InstanceRef[],
+  tagsOf: TagReader,
+  home: string,
+): Map<string, ProcInfo[]> {
+  const result = new Map<string, ProcInfo[]>();
+  if (instances.length === 0) return result;
+  const owner = new Map<number, string>();
+  const byId = new Map(instances.map((instance) => [instance.id, instance]));
+  const seeds = new Map<string, ProcInfo[]>(instances.map((instance) => [instance.id, []]));
+  const claim = (proc: ProcInfo, id: string): void => {
+    if (owner.has(proc.pid) || !isAlive(proc)) return;
+    owner.set(proc.pid, id);
+    seeds.get(id)?.push(proc);
+  };
+  const foreign = (proc: ProcInfo, id: string): boolean => {
+    const tags = tagsOf(proc);
+    return tags?.instance != null && (tags.instance !== id || tags.home !== home);
+  };
+
+  // Roots first, then tags, then sessions: the strongest evidence claims a process.
+  for (const instance of instances) {
+    const root = snapshot.byPid.get(instance.rootPid);
+    if (root && root.startTime === instance.rootStartTime && !foreign(root, instance.id)) claim(root, instance.id);
+  }
+  for (const proc of snapshot.byPid.values()) {
+    const tags = tagsOf(proc);
+    if (!tags?.instance || tags.home !== home) continue;
+    if (byId.has(tags.instance)) claim(proc, tags.instance);
+  }
+  for (const instance of instances) {
+    const cutoff = sessionCutoff(snapshot, instance);
+    for (const proc of snapshot.byPid.values()) {
+      if (proc.sid !== instance.rootPid) continue;
+      if (proc.startTime < instance.rootStartTime || proc.startTime >= cutoff || foreign(proc, instance.id)) continue;
+      claim(proc, instance.id);
+    }
+  }
+
+  const children = childrenByParent(snapshot);
+  for (const instance of instances) {
+    const members: ProcInfo[] = [];
+    const queue = [...(seeds.get(instance.id) ?? [])];
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      members.push(next);
+      for (const child of children.get(next.pid) ?? []) {
+        if (owner.has(child.pid) || !isAlive(child) || foreign(child, instance.id)) continue;
+        owner.set(child.pid, instance.id);
+        queue.push(child);
+      }
+    }
+    result.set(instance.id, members);
+  }
+  return result;
+}
+
+/**
+ * Session ids are pids. If the root is gone and its pid was reused by a process that started a session
+ * of its own, that new session is not ours: only processes that started before the reuse can be.
+ */
+function sessionCutoff(snapshot: ProcSnapshot, instance: InstanceRef): number {
+  const holder = snapshot.byPid.get(instance.rootPid);
+  if (holder && holder.startTime !== instance.rootStartTime) return holder.startTime;
+  return Number.POSITIVE_INFINITY;
+}
+
+/** Orders members parent-before-child (depth first from the roots) for display. */
+export function treeOrder(members: readonly ProcInfo[]): { proc: ProcInfo; depth: number }[] {
+  const pids = new Set(members.map((proc) => proc.pid));
+  const children = new Map<number, ProcInfo[]>();
+  const tops: ProcInfo[] = [];
+  for (const proc of members) {
+    if (pids.has(proc.ppid) && proc.ppid !== proc.pid) {
+      const list = children.get(proc.ppid);
+      if (list) list.push(proc);
+      else children.set(proc.ppid, [proc]);
+    } else {
+      tops.push(proc);
+    }
+  }
+  const ordered: { proc: ProcInfo; depth: number }[] = [];
+  const visit = (proc: ProcInfo, depth: number): void => {
+    ordered.push({ proc, depth });
+    for (const child of (children.get(proc.pid) ?? []).sort((a, b) => a.pid - b.pid)) visit(child, depth + 1);
+  };
+  for (const top of tops.sort((a, b) => a.startTime - b.startTime || a.pid - b.pid)) visit(top, 0);
+  return ordered;
+}

@@ -1,0 +1,62 @@
+/**
+ * A reader of /proc for the tests, independent of agentpm's own process table, so that "nothing was
+ * left behind" is checked by code that is not under test.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface SeenProcess {
+  pid: number;
+  ppid: number;
+  state: string;
+  startTime: number;
+  cmd: string;
+  env: Map<string, string>;
+}
+
+export function readProcess(pid: number): SeenProcess | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const env = new Map<string, string>();
+    try {
+      for (const entry of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+        const eq = entry.indexOf('=');
+        if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+      }
+    } catch {
+      // unreadable: another user's process
+    }
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+    } catch {
+      // gone
+    }
+    return { pid, ppid: Number(rest[1]), state: rest[0] ?? '?', startTime: Number(rest[19]), cmd, env };
+  } catch {
+    return null;
+  }
+}
+
+/** Live (not zombie) processes whose environment satisfies `match`. */
+export function liveProcesses(match: (proc: SeenProcess) => boolean): SeenProcess[] {
+  const found: SeenProcess[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const proc = readProcess(Number(entry));
+    if (proc && proc.state !== 'Z' && proc.state !== 'X' && match(proc)) found.push(proc);
+  }
+  return found;
+}
+
+export function isAlivePid(pid: number): boolean {
+  const proc = readProcess(pid);
+  return proc !== null && proc.state !== 'Z' && proc.state !== 'X';
+}
+
+/** Processes carrying a test home under the shared prefix: what the suite must never leave behind. */
+export const TEST_HOME_PREFIX = 'agentpm-test-';
+
+export function processesOfTestHomes(): SeenProcess[] {
+  return liveProcesses((proc) => (proc.env.get('AGENTPM_HOME') ?? '').includes(`/${TEST_HOME_PREFIX}`));
+}

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isAlivePid } from './helpers/procs.js';
+import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
+
+const TREE = join(FIXTURES, 'tree.mjs');
+
+function readPids(file: string, expected: number): number[] | undefined {
+  try {
+    const pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
+    return pids.length === expected && pids.every((pid) => pid > 0) ? pids : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+test('stop ends a whole tree: a TERM-ignoring root and child, a setsid grandchild whose parent exited', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'pids');
+  await rig.ok(['start', TREE, '--name', 'tree', '--kill-timeout', '500ms', '--env', 'CHILDREN=2', '--env', 'STUBBORN=1', '--env', 'SETSID=1', '--env', 'IGNORE_TERM=1', '--env', `PIDFILE=${pidfile}`]);
+  const pids = await waitFor(() => readPids(pidfile, 5), 'the tree to write its pids');
+  assert.ok(pids.every(isAlivePid), 'every process of the tree runs before the stop');
+  const setsidGrandchild = pids[4] as number;
+  await waitFor(
+    async () => (await rig.show('tree')).tree.some((proc) => proc.pid === setsidGrandchild && proc.ppid !== pids[0]) || undefined,
+    'show to list the reparented setsid grandchild (found by its tag)',
+  );
+
+  await rig.ok(['stop', 'tree']);
+
+  assert.deepEqual(pids.filter(isAlivePid), [], 'no process of the tree survives the stop');
+  assert.equal(isAlivePid(setsidGrandchild), false);
+  assert.deepEqual(rig.tagged(), []);
+  const app = await rig.app('tree');
+  assert.equal(app.status, 'stopped');
+  assert.equal(app.lastExit?.reason, 'stopped');
+});
+
+test('restart and delete leave nothing of the previous tree', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'pids');
+  await rig.ok(['start', TREE, '--name', 'tree', '--kill-timeout', '300ms', '--env', 'CHILDREN=2', '--env', 'STUBBORN=1', '--env', `PIDFILE=${pidfile}`]);
+  const first = await waitFor(() => readPids(pidfile, 4), 'the first tree');
+
+  await rig.ok(['restart', 'tree']);
+  assert.deepEqual(first.filter(isAlivePid), [], 'the old tree is gone after restart');
+  const second = await waitFor(() => {
+    const pids = readPids(pidfile, 4);
+    return pids && pids[0] !== first[0] ? pids : undefined;
+  }, 'the new tree');
+  const app = await rig.app('tree');
+  assert.equal(app.status, 'online');
+  assert.equal(app.pid, second[0]);
+  assert.equal(app.restarts, 1);
+  assert.equal(new Set(rig.tagged().map((proc) => proc.instance)).size, 1, 'one instance alive');
+
+  await rig.ok(['delete', 'tree']);
+  assert.deepEqual(second.filter(isAlivePid), []);
+  assert.deepEqual(await rig.ls(), []);
+});
+
+test('a new process forked after the stop began is found and ended too', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  // The root keeps forking `sleep` every 20 ms and ignores SIGTERM: the stop must chase every new
+  // child through the grace period and SIGKILL them all at the end.
+  const script = join(rig.home, 'forker.mjs');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(
+    script,
+    `import { spawn } from 'node:child_process';
+process.on('SIGTERM', () => {});
+let n = 0;
+setInterval(() => { if (n++ < 200) spawn('sleep', ['600'], { stdio: 'ignore' }); }, 20);`,
+  );
+  await rig.ok(['start', script, '--name', 'forker', '--kill-timeout', '400ms']);
+  await waitFor(async () => (await rig.app('forker')).processes >= 5 || undefined, 'some children');
+  await rig.ok(['stop', 'forker']);
+  assert.deepEqual(rig.tagged(), []);
+});
