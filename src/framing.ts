@@ -9,16 +9,18 @@ export type Frame = { ok: true; value: unknown } | { ok: false; reason: 'malform
 export class LineDecoder {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private failed = false;
 
   constructor(private readonly maxFrameBytes: number = MAX_FRAME_BYTES) {}
 
   /** Feeds a chunk; returns complete frames, or 'too-large' once a frame exceeds the limit. */
   push(chunk: Buffer): Frame[] | 'too-large' {
+    if (this.failed) return 'too-large';
     const frames: Frame[] = [];
     let start = 0;
     for (let newline = chunk.indexOf(10, start); newline !== -1; newline = chunk.indexOf(10, start)) {
       const piece = chunk.subarray(start, newline);
-      if (this.pendingBytes + piece.length > this.maxFrameBytes) return 'too-large';
+      if (this.pendingBytes + piece.length > this.maxFrameBytes) return this.fail();
       const line = this.pendingBytes > 0 ? Buffer.concat([...this.pending, piece]).toString('utf8') : piece.toString('utf8');
       this.pending = [];
       this.pendingBytes = 0;
@@ -29,10 +31,17 @@ export class LineDecoder {
     const rest = chunk.subarray(start);
     if (rest.length > 0) {
       this.pendingBytes += rest.length;
-      if (this.pendingBytes > this.maxFrameBytes) return 'too-large';
+      if (this.pendingBytes > this.maxFrameBytes) return this.fail();
       this.pending.push(rest);
     }
     return frames;
+  }
+
+  /** Once a frame is too large, the stream cannot be resynchronised: every later push fails too. */
+  private fail(): 'too-large' {
+    this.failed = true;
+    this.pending = [];
+    return 'too-large';
   }
 }
 

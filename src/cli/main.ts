@@ -105,19 +105,15 @@ async function specsForStart(target: string, args: string[], options: StartOptio
   return resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() });
 }
 
-async function waitForDaemonExit(): Promise<void> {
-  const { connect } = await import('node:net');
+/** Waits (bounded) until the daemon process is gone, not only its socket. */
+async function waitForExit(pid: number): Promise<void> {
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
-    const alive = await new Promise<boolean>((done) => {
-      const socket = connect(paths.socket);
-      socket.once('connect', () => {
-        socket.destroy();
-        done(true);
-      });
-      socket.once('error', () => done(false));
-    });
-    if (!alive) return;
+    try {
+      process.kill(pid, 0); // signal 0 sends nothing: it only asks whether the pid exists
+    } catch {
+      return;
+    }
     await new Promise((done) => setTimeout(done, 20));
   }
 }
@@ -242,12 +238,13 @@ program
     const client = await tryConnectExisting();
     if (!client) return print('no daemon running');
     try {
+      const { pid } = await client.request({ type: 'status' });
       const { apps } = await client.request({ type: 'kill' });
+      await waitForExit(pid);
       print(`stopped ${apps.length} app(s); daemon stopped`);
     } finally {
       client.close();
     }
-    await waitForDaemonExit();
   });
 
 const daemon = program.command('daemon').description('control the background daemon');
@@ -265,11 +262,12 @@ daemon
     const client = await tryConnectExisting();
     if (!client) return print('no daemon running');
     try {
+      const { pid } = await client.request({ type: 'status' });
       await client.request({ type: 'daemon-stop' });
+      await waitForExit(pid);
     } finally {
       client.close();
     }
-    await waitForDaemonExit();
     print('daemon stopped; apps keep running');
   });
 daemon

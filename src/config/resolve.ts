@@ -55,10 +55,10 @@ export function resolveApps(config: unknown, context: ResolveContext): AppSpec[]
     const spec = resolveApp(app, index, context, problems);
     if (spec) specs.push(spec);
   });
-  const seen = new Set<string>();
-  for (const spec of specs) {
-    if (seen.has(spec.name)) problems.push(`${context.source}: app name "${spec.name}" is used twice; names must be unique (set \`name\`)`);
-    seen.add(spec.name);
+  const uses = new Map<string, number>();
+  for (const spec of specs) uses.set(spec.name, (uses.get(spec.name) ?? 0) + 1);
+  for (const [name, count] of uses) {
+    if (count > 1) problems.push(`${context.source}: app name "${name}" is used by ${count} apps; names must be unique (set \`name\`)`);
   }
   if (problems.length > 0) {
     throw new AgentpmError('invalid-config', `${problems.length === 1 ? 'invalid configuration' : `${problems.length} problems in the configuration`}; nothing was started:\n  ${problems.join('\n  ')}`);
@@ -82,7 +82,9 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     problem('script', `required: the path of the script to run, got ${show(script)}`);
   }
   const name = app['name'] ?? (typeof script === 'string' ? basename(script, extname(script)) : undefined);
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+  if (name === undefined) {
+    // no script either: that problem is already reported
+  } else if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     problem('name', `expected 1-64 characters of letters, digits, '.', '_' or '-' (not first), got ${show(name)}`);
   } else {
     where += ` ("${name}")`;
@@ -103,14 +105,15 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
   if (scriptPath !== '') {
     const candidate = resolve(context.baseDir, scriptPath);
     const pathLike = scriptPath.includes('/') || extname(scriptPath) !== '';
-    if (existsSync(candidate)) scriptPath = candidate;
+    if (isDirectory(candidate)) problem('script', `${candidate} is a directory; name the file to run`);
+    else if (existsSync(candidate)) scriptPath = candidate;
     else if (pathLike || isAbsolute(scriptPath)) problem('script', `${candidate} does not exist; check the path (relative paths start at ${context.baseDir})`);
     // otherwise a bare command such as `sleep`, looked up on PATH when spawned
   }
 
   const args = app['args'];
   let argList: string[] = [];
-  if (typeof args === 'string') argList = args.split(' ').filter((part) => part !== '');
+  if (typeof args === 'string') argList = splitArgs(args);
   else if (Array.isArray(args) && args.every((arg) => typeof arg === 'string')) argList = args as string[];
   else if (args !== undefined) problem('args', `expected a string or an array of strings, got ${show(args)}`);
 
@@ -184,6 +187,11 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     maxChildren: count('maxChildren', true),
   };
   return problems.length === before ? spec : null;
+}
+
+/** Splits an argument string like a shell would for simple cases: spaces separate, quotes group. */
+function splitArgs(input: string): string[] {
+  return [...input.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((match) => match[1] ?? match[2] ?? match[3] ?? '');
 }
 
 function isDirectory(path: string): boolean {

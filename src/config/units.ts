@@ -30,11 +30,14 @@ export function formatBytes(bytes: number): string {
   const units = ['K', 'M', 'G', 'T'];
   let value = bytes / 1024;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  // Round first, then pick the unit, so 1023.99 KB reads 1.0 MB rather than 1024 KB.
+  const rounded = (v: number): number => (v >= 100 ? Math.round(v) : Math.round(v * 10) / 10);
+  while (rounded(value) >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit += 1;
   }
-  return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}B`;
+  const shown = rounded(value);
+  return `${shown >= 100 ? shown.toFixed(0) : shown.toFixed(1)} ${units[unit]}B`;
 }
 
 export function formatDuration(ms: number): string {

@@ -62,6 +62,7 @@ export class App {
   history: RestartHistory = EMPTY_HISTORY;
   exits: ExitRecord[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
 
   constructor(
     public spec: AppSpec,
@@ -137,7 +138,7 @@ export class App {
   /** The root of the current instance is gone (from the child handle, or seen missing by the monitor). */
   rootExited(instanceId: string, status: ExitStatus | null): void {
     void this.exclusive(async () => {
-      if (this.state.id !== 'online' || this.state.instance.id !== instanceId) return; // already handled
+      if (this.disposed || this.state.id !== 'online' || this.state.instance.id !== instanceId) return; // already handled
       const instance = this.state.instance;
       this.transition({ id: 'stopping', instance });
       const oomKillRose = this.host.oomKillRose();
@@ -177,8 +178,12 @@ export class App {
     };
   }
 
-  /** Cancels timers; the processes are left alone (the next daemon adopts them). */
+  /**
+   * Cancels timers and stops reacting to exits; the processes are left alone for the next daemon,
+   * which will see any exit that happens from now on.
+   */
   dispose(): void {
+    this.disposed = true;
     if (this.state.id === 'backoff') clearTimeout(this.state.timer);
   }
 

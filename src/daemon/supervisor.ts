@@ -231,8 +231,8 @@ export class Supervisor implements AppHost {
     return target.names.map((name) => this.apps.get(name) as App);
   }
 
-  private membersOf(snapshot: ProcSnapshot, instance: InstanceRef | Instance): ProcInfo[] {
-    const ref: InstanceRef = 'rootPid' in instance ? instance : { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime };
+  private membersOf(snapshot: ProcSnapshot, instance: Instance): ProcInfo[] {
+    const ref = instanceRef(instance);
     return attribute(snapshot, [ref], (proc) => this.table.tags(proc), this.paths.home).get(ref.id) ?? [];
   }
 
@@ -264,10 +264,7 @@ export class Supervisor implements AppHost {
     const snapshot = this.table.scan();
     this.lastScanAt = snapshot.at;
     const live = [...this.apps.values()].filter((app) => app.instance !== null);
-    const refs = live.map((app) => {
-      const instance = app.instance as Instance;
-      return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime };
-    });
+    const refs = live.map((app) => instanceRef(app.instance as Instance));
     const members = attribute(snapshot, refs, (proc) => this.table.tags(proc), this.paths.home);
     const stats = new Map<string, TreeStats>();
     for (const app of live) {
@@ -310,4 +307,8 @@ export class Supervisor implements AppHost {
       this.log(null, `cannot write the registry: ${(error as Error).message}`);
     }
   }
+}
+
+function instanceRef(instance: Instance): InstanceRef {
+  return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: instance.exited !== null };
 }

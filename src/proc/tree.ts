@@ -19,6 +19,12 @@ export interface InstanceRef {
   id: string;
   rootPid: number;
   rootStartTime: number;
+  /**
+   * The root is this daemon's own child: until it is reaped its pid cannot be reused, so pid + start
+   * time prove it is ours even if it overwrote its environment (as setproctitle does). A root known only
+   * from the registry must also carry the instance's tag.
+   */
+  rootIsChild: boolean;
 }
 
 export type TagReader = (proc: ProcInfo) => ProcTags | null;
@@ -56,9 +62,18 @@ export function attribute(
   };
 
   // Roots first, then tags, then sessions: the strongest evidence claims a process.
+  const sessionUsable = new Set<string>();
   for (const instance of instances) {
-    const root = snapshot.byPid.get(instance.rootPid);
-    if (root && root.startTime === instance.rootStartTime && !foreign(root, instance.id)) claim(root, instance.id);
+    const holder = snapshot.byPid.get(instance.rootPid);
+    const isRoot =
+      holder !== undefined &&
+      holder.startTime === instance.rootStartTime &&
+      !foreign(holder, instance.id) &&
+      (instance.rootIsChild || tagsOf(holder)?.instance === instance.id);
+    if (isRoot) claim(holder, instance.id);
+    // The session named by the root's pid is ours while the root is, or once the root is gone; if the
+    // pid now belongs to a process that is not our root, so may its session.
+    if (isRoot || holder === undefined || !isAlive(holder)) sessionUsable.add(instance.id);
   }
   for (const proc of snapshot.byPid.values()) {
     const tags = tagsOf(proc);
@@ -66,10 +81,9 @@ export function attribute(
     if (byId.has(tags.instance)) claim(proc, tags.instance);
   }
   for (const instance of instances) {
-    const cutoff = sessionCutoff(snapshot, instance);
+    if (!sessionUsable.has(instance.id)) continue;
     for (const proc of snapshot.byPid.values()) {
-      if (proc.sid !== instance.rootPid) continue;
-      if (proc.startTime < instance.rootStartTime || proc.startTime >= cutoff || foreign(proc, instance.id)) continue;
+      if (proc.sid !== instance.rootPid || proc.startTime < instance.rootStartTime || foreign(proc, instance.id)) continue;
       claim(proc, instance.id);
     }
   }
@@ -89,16 +103,6 @@ export function attribute(
     result.set(instance.id, members);
   }
   return result;
-}
-
-/**
- * Session ids are pids. If the root is gone and its pid was reused by a process that started a session
- * of its own, that new session is not ours: only processes that started before the reuse can be.
- */
-function sessionCutoff(snapshot: ProcSnapshot, instance: InstanceRef): number {
-  const holder = snapshot.byPid.get(instance.rootPid);
-  if (holder && holder.startTime !== instance.rootStartTime) return holder.startTime;
-  return Number.POSITIVE_INFINITY;
 }
 
 /** Orders members parent-before-child (depth first from the roots) for display. */

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { RegistryFile } from '../src/daemon/registry.js';
+import { isAlivePid, readProcess } from './helpers/procs.js';
+import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
+
+const TREE = join(FIXTURES, 'tree.mjs');
+const IDLE = join(FIXTURES, 'idle.mjs');
+
+function instancesByApp(rig: Rig): Map<string, Set<string>> {
+  const map = new Map<string, Set<string>>();
+  for (const proc of rig.tagged()) {
+    const set = map.get(proc.app ?? '?') ?? new Set<string>();
+    set.add(proc.instance ?? '?');
+    map.set(proc.app ?? '?', set);
+  }
+  return map;
+}
+
+test('kill -9 of the daemon, then any command: the same apps run once each, none twice, none lost', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', TREE, '--name', 'a', '--env', 'CHILDREN=3']);
+  await rig.ok(['start', TREE, '--name', 'b', '--env', 'CHILDREN=1', '--env', 'SETSID=1']);
+  await rig.ok(['start', join(FIXTURES, '..', '..', 'examples', 'flaky.ts'), '--name', 'c', '--env', 'CRASH_AFTER_MS=600000']);
+  const before = await waitFor(async () => {
+    const list = await rig.ls();
+    const trees = list.map((app) => [app.status, app.processes >= 1 ? 'some' : 'none']);
+    const ready = list.find((app) => app.name === 'a')?.processes === 4 && list.find((app) => app.name === 'b')?.processes === 3;
+    return ready && trees.every(([status, procs]) => status === 'online' && procs === 'some') ? list : undefined;
+  }, 'three apps online with their trees');
+  const taggedBefore = rig.tagged().map((proc) => proc.pid).sort();
+
+  process.kill(rig.daemonPid() as number, 'SIGKILL');
+  await waitFor(() => rig.daemonPid() === undefined, 'the daemon to die');
+  assert.deepEqual(rig.tagged().map((proc) => proc.pid).sort(), taggedBefore, 'the apps keep running without the daemon');
+
+  const after = await rig.ls();
+  assert.deepEqual(
+    after.map((app) => [app.name, app.status, app.pid, app.processes]),
+    before.map((app) => [app.name, 'online', app.pid, app.processes]),
+    'the new daemon adopted every app with its pid and tree',
+  );
+  assert.deepEqual(rig.tagged().map((proc) => proc.pid).sort(), taggedBefore, 'nothing was started twice or killed');
+  for (const [app, instances] of instancesByApp(rig)) assert.equal(instances.size, 1, `${app} has one instance`);
+
+  // An adopted app is still supervised: its exit is seen by polling, and it is restarted.
+  const adopted = after.find((app) => app.name === 'a');
+  await rig.ok(['signal', 'SIGKILL', 'a']);
+  const restarted = await waitFor(async () => {
+    const app = await rig.app('a');
+    return app.status === 'online' && app.pid !== adopted?.pid ? app : undefined;
+  }, 'the adopted app to be restarted');
+  assert.equal(restarted.lastExit?.reason, 'vanished', 'an adopted root is not our child: its status is unknown');
+  assert.equal(instancesByApp(rig).get('a')?.size, 1, 'its old children were killed before the new instance');
+});
+
+test('an app whose root died while no daemon ran is cleaned up and started once', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'pids');
+  await rig.ok(['start', TREE, '--name', 'tree', '--env', 'CHILDREN=3', '--env', `PIDFILE=${pidfile}`]);
+  const pids = await waitFor(() => {
+    try {
+      const list = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
+      return list.length === 4 ? list : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 'the tree');
+  await rig.ok(['daemon', 'stop']);
+  const [root, ...children] = pids as [number, ...number[]];
+  assert.equal(readProcess(root)?.env.get('AGENTPM_HOME'), rig.home, 'the root is ours: tagged with this home');
+  process.kill(root, 'SIGKILL');
+  await waitFor(() => !isAlivePid(root), 'the root to die');
+  assert.ok(children.every(isAlivePid), 'its children are orphaned, still running');
+
+  const [app] = await rig.ls();
+  assert.equal(app?.status, 'online');
+  assert.notEqual(app?.pid, root);
+  assert.deepEqual(children.filter(isAlivePid), [], 'the orphaned children were killed');
+  assert.equal(instancesByApp(rig).get('tree')?.size, 1);
+});
+
+test('PID-reuse trap: a registry entry pointing at an unrelated process never signals it', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'stale-start']);
+  await rig.ok(['start', IDLE, '--name', 'stale-tag']);
+  await rig.ok(['stop', 'all']);
+  await rig.ok(['daemon', 'stop']);
+
+  // Innocent processes, not started by agentpm, each leading its own session (as a root would).
+  const innocents = [0, 1].map(() => spawn('sleep', ['600'], { detached: true, stdio: 'ignore' }));
+  for (const child of innocents) rig.ownPids.add(child.pid as number);
+  const [a, b] = innocents.map((child) => readProcess(child.pid as number)) as [NonNullable<ReturnType<typeof readProcess>>, NonNullable<ReturnType<typeof readProcess>>];
+
+  const registryPath = join(rig.home, 'registry.json');
+  const registry = JSON.parse(readFileSync(registryPath, 'utf8')) as RegistryFile;
+  for (const saved of registry.apps) {
+    saved.desired = 'running';
+    saved.status = 'online';
+    // stale-start: same pid, different start time (the pid was reused). stale-tag: same pid and start
+    // time, but the process does not carry the instance's tag.
+    const target = saved.spec.name === 'stale-start' ? { pid: a.pid, startTime: a.startTime + 1 } : { pid: b.pid, startTime: b.startTime };
+    saved.instance = { id: `trap${saved.spec.name}`, ...target, startedAt: Date.now() - 1000 };
+  }
+  writeFileSync(registryPath, JSON.stringify(registry));
+
+  const list = await waitFor(async () => {
+    const apps = await rig.ls();
+    return apps.every((app) => app.status === 'online') ? apps : undefined;
+  }, 'both apps started afresh');
+  assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'the innocent processes were not touched');
+  assert.equal(readProcess(a.pid)?.state, 'S', 'not stopped either');
+  assert.ok(list.every((app) => app.pid !== a.pid && app.pid !== b.pid), 'neither was adopted');
+
+  await rig.ok(['stop', 'all']);
+  assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'stopping the apps does not touch them either');
+});

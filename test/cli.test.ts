@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isAlivePid, readProcess } from './helpers/procs.js';
+import { FIXTURES, ROOT, Rig, waitFor } from './helpers/rig.js';
+
+const IDLE = join(FIXTURES, 'idle.mjs');
+const TREE = join(FIXTURES, 'tree.mjs');
+
+test('ls --json is a stable contract', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', TREE, '--name', 'tree', '--env', 'CHILDREN=2']);
+  const app = await waitFor(async () => {
+    const summary = await rig.app('tree');
+    return summary.processes === 3 ? summary : undefined;
+  }, 'the tree');
+  assert.deepEqual(Object.keys(app).sort(), ['lastExit', 'limits', 'memory', 'name', 'pid', 'processes', 'restarts', 'status', 'uptimeMs'].sort());
+  assert.equal(app.status, 'online');
+  assert.equal(typeof app.pid, 'number');
+  assert.equal(app.restarts, 0);
+  assert.ok(typeof app.uptimeMs === 'number' && app.uptimeMs >= 0);
+  assert.ok(app.memory > 3 * 1024 * 1024, 'whole-tree RSS in bytes');
+  assert.deepEqual(app.limits, { memory: null, children: null });
+  assert.equal(app.lastExit, null);
+});
+
+test('starting a running name is refused; --replace stops the old tree completely first', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', TREE, '--name', 'bot', '--env', 'CHILDREN=2']);
+  const first = await waitFor(async () => {
+    const app = await rig.app('bot');
+    return app.processes === 3 ? rig.tagged().map((proc) => proc.pid) : undefined;
+  }, 'the first tree');
+
+  const refused = await rig.cli(['start', IDLE, '--name', 'bot']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /bot already running; use `agentpm restart bot`, or start with --replace/);
+  assert.deepEqual(rig.tagged().map((proc) => proc.pid), first, 'the running tree is untouched');
+
+  await rig.ok(['start', IDLE, '--name', 'bot', '--replace']);
+  assert.deepEqual(first.filter(isAlivePid), [], 'nothing of the old tree survives');
+  const tagged = rig.tagged();
+  assert.equal(tagged.length, 1);
+  assert.match(tagged[0]?.cmd ?? '', /idle\.mjs/);
+});
+
+test('a config with any error starts nothing and names the file, the app, the field and the fix', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const config = join(rig.home, 'ecosystem.config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      apps: [
+        { name: 'good', script: IDLE },
+        { name: 'bad', script: IDLE, killTimout: '5s', maxMemory: 'lots' },
+      ],
+    }),
+  );
+  const result = await rig.cli(['start', config]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /2 problems in the configuration; nothing was started/);
+  assert.match(result.stderr, new RegExp(`${config}: apps\\[1\\] \\("bad"\\): unknown field \`killTimout\`; did you mean \`killTimeout\`\\?`));
+  assert.match(result.stderr, /field `maxMemory`: expected a size such as '512M', '1.5G' or a number of bytes, got 'lots'/);
+  assert.deepEqual(await rig.ls(), [], 'not even the valid app was started');
+  assert.deepEqual(rig.tagged(), []);
+
+  const missing = await rig.cli(['start', join(rig.home, 'nope.js')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope\.js does not exist; check the path/);
+});
+
+test('the bundled example starts from its TypeScript config, with each interpreter by extension', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const out = await rig.ok(['start', join(ROOT, 'ecosystem.example.ts')]);
+  assert.match(out, /agent\s+online/);
+  assert.match(out, /flaky\s+online/);
+  const agent = await waitFor(async () => {
+    const detail = await rig.show('agent');
+    return detail.tree.filter((proc) => proc.cmd.includes('mcp-server')).length === 3 ? detail : undefined;
+  }, 'the agent and its 3 MCP servers');
+  // .ts runs through tsx's loader inside node itself: no wrapper process above the agent.
+  const root = agent.tree[0];
+  assert.equal(root?.pid, agent.pid);
+  assert.match(root?.cmd ?? '', /node --import \S+tsx\S+loader\.mjs \S+examples\/agent\.ts/);
+  assert.equal(agent.definition.env['EXAMPLE_API_KEY'], '****', 'secret-looking values are masked');
+  assert.equal(agent.definition.env['MCP_SERVERS'], '3');
+  assert.equal(JSON.stringify(agent).includes('not-a-real-key'), false, 'the secret appears nowhere in show --json');
+
+  const script = join(rig.home, 'hello.sh');
+  writeFileSync(script, 'echo "from bash $BASH_VERSION"; exec sleep 600\n');
+  const python = join(rig.home, 'hello.py');
+  writeFileSync(python, 'import sys, time\nprint("from python", sys.version_info[0], flush=True)\ntime.sleep(600)\n');
+  await rig.ok(['start', script, '--name', 'sh']);
+  await rig.ok(['start', python, '--name', 'py']);
+  const shOut = await waitFor(async () => ((await rig.ok(['logs', 'sh', '--out'])).includes('from bash') ? true : undefined), 'bash output');
+  assert.ok(shOut);
+  await waitFor(async () => ((await rig.ok(['logs', 'py'])).includes('from python 3') ? true : undefined), 'python output');
+});
+
+test('every process carries its tags; stdin is closed; output goes straight to the log files', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const script = join(rig.home, 'talker.mjs');
+  writeFileSync(script, `console.log('out line 1'); console.error('err line 1'); console.log('out line 2'); setInterval(() => {}, 60000);`);
+  await rig.ok(['start', script, '--name', 'talker', '--env', 'SERVICE_TOKEN=abc123']);
+  const app = await waitFor(async () => {
+    const summary = await rig.app('talker');
+    return summary.pid ? summary : undefined;
+  }, 'the app');
+  const root = readProcess(app.pid as number);
+  assert.equal(root?.env.get('AGENTPM_APP'), 'talker');
+  assert.equal(root?.env.get('AGENTPM_HOME'), rig.home);
+  assert.match(root?.env.get('AGENTPM_INSTANCE') ?? '', /^[0-9a-f]{12}$/);
+  assert.equal(readlinkSync(`/proc/${app.pid}/fd/0`), '/dev/null');
+  assert.equal(readlinkSync(`/proc/${app.pid}/fd/1`), join(rig.home, 'logs', 'talker.out.log'));
+  assert.equal(readlinkSync(`/proc/${app.pid}/fd/2`), join(rig.home, 'logs', 'talker.err.log'));
+
+  await waitFor(() => readFileSync(join(rig.home, 'logs', 'talker.out.log'), 'utf8').includes('out line 2'), 'the output');
+  assert.equal(await rig.ok(['logs', 'talker', '--out', '--lines', '1']), 'out line 2\n');
+  assert.equal(await rig.ok(['logs', 'talker', '--err']), 'err line 1\n');
+  assert.equal(await rig.ok(['logs', 'talker']), 'out | out line 1\nout | out line 2\nerr | err line 1\n');
+
+  const shown = await rig.ok(['show', 'talker']);
+  assert.match(shown, /SERVICE_TOKEN=\*\*\*\*/);
+  assert.doesNotMatch(shown, /abc123/);
+});
+
+test('bad input on the command line fails with a message that names the fix', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const unknown = await rig.cli(['stop', 'ghost']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no app named ghost \(no apps registered; start one with `agentpm start <script>`\)/);
+  const badSignal = await rig.cli(['signal', 'SIGNOPE', 'ghost']);
+  assert.equal(badSignal.code, 1);
+  assert.match(badSignal.stderr, /unknown signal SIGNOPE/);
+  const badEnv = await rig.cli(['start', IDLE, '--env', 'NOVALUE']);
+  assert.equal(badEnv.code, 1);
+  assert.match(badEnv.stderr, /--env expects NAME=value, got 'NOVALUE'/);
+  const badTimeout = await rig.cli(['start', IDLE, '--kill-timeout', 'soon']);
+  assert.equal(badTimeout.code, 1);
+  assert.match(badTimeout.stderr, /field `killTimeout`: expected a duration such as '500ms', '10s'/);
+  assert.deepEqual(await rig.ls(), []);
+});
