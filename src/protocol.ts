@@ -4,7 +4,8 @@
  * Framing: newline-delimited JSON, one message per line, UTF-8, at most MAX_FRAME_BYTES per line.
  * A client sends requests `{id, type, ...}`; the daemon answers each with `{id, ok, result | error}`
  * in any order. The first request on a connection must be `hello`: it carries PROTOCOL_VERSION, and a
- * mismatch is answered with a `protocol-mismatch` error that tells the user what to run.
+ * mismatch is answered with a `protocol-mismatch` error that tells the user what to run. After a
+ * `subscribe`, the daemon also sends `{push: 'event', event}` frames on that connection.
  */
 import type { ErrorPayload } from './errors.js';
 
@@ -35,6 +36,8 @@ export interface ExitRecord {
   code: number | null;
   signal: string | null;
   reason: ExitReason;
+  /** For memory-limit and children-limit: what was measured (bytes or processes) against the limit. */
+  limit: { measured: number; limit: number } | null;
   /** ISO 8601 time of the exit. */
   at: string;
   instance: string;
@@ -69,7 +72,19 @@ export interface AppSpec {
   restartWindowMs: number;
   maxMemoryBytes: number | null;
   maxChildren: number | null;
+  /** 'rss' (default, cheap) or 'pss' (shared pages split between the processes that map them). */
+  memoryMetric: MemoryMetric;
+  /** Consecutive monitor ticks over a limit before it is enforced. */
+  memoryBreachTicks: number;
+  childrenBreachTicks: number;
+  /** 'restart' the app, or first try 'kill-offender' (the largest or newest descendants) and keep it. */
+  onLimit: LimitAction;
 }
+
+export const MEMORY_METRICS = ['rss', 'pss'] as const;
+export type MemoryMetric = (typeof MEMORY_METRICS)[number];
+export const LIMIT_ACTIONS = ['restart', 'kill-offender'] as const;
+export type LimitAction = (typeof LIMIT_ACTIONS)[number];
 
 export interface AppLimits {
   memory: number | null;
@@ -87,6 +102,8 @@ export interface AppSummary {
   memory: number;
   /** Live processes of the instance, root included. */
   processes: number;
+  /** CPU use of the whole tree over the last monitor tick, in percent of one core. */
+  cpu: number;
   limits: AppLimits;
   lastExit: ExitRecord | null;
 }
@@ -95,6 +112,8 @@ export interface TreeProcess {
   pid: number;
   ppid: number;
   rss: number;
+  /** Percent of one core over the last monitor tick. */
+  cpu: number;
   cmd: string;
 }
 
@@ -120,6 +139,40 @@ export interface DaemonStatus {
 
 export type Target = { all: true } | { names: string[] };
 
+/**
+ * The daemon's event stream: every state transition, exit, limit breach, backoff and give-up. Kept in
+ * a bounded on-disk log and pushed to subscribers; the CLI and the TUI render these, and nothing else.
+ */
+export const EVENT_TYPES = [
+  'state',
+  'spawn',
+  'exit',
+  'adopt',
+  'leftovers-killed',
+  'limit-breach',
+  'offender-killed',
+  'backoff',
+  'give-up',
+  'daemon',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface AgentEvent {
+  type: EventType;
+  app: string | null;
+  instance: string | null;
+  /** ISO 8601 */
+  at: string;
+  reason: string | null;
+  data: Record<string, unknown>;
+}
+
+/** A frame the daemon sends on its own, on a connection that subscribed. */
+export interface EventPush {
+  push: 'event';
+  event: AgentEvent;
+}
+
 export type Request =
   | { id: number; type: 'hello'; protocol: number; version: string }
   | { id: number; type: 'status' }
@@ -130,6 +183,8 @@ export type Request =
   | { id: number; type: 'restart'; target: Target }
   | { id: number; type: 'delete'; target: Target }
   | { id: number; type: 'signal'; name: string; signal: string }
+  | { id: number; type: 'events'; app: string | null; limit: number }
+  | { id: number; type: 'subscribe'; app: string | null }
   | { id: number; type: 'kill' }
   | { id: number; type: 'daemon-stop' };
 
@@ -150,6 +205,8 @@ export interface ResultMap {
   restart: ActionResult;
   delete: ActionResult;
   signal: ActionResult;
+  events: AgentEvent[];
+  subscribe: Record<string, never>;
   kill: ActionResult;
   'daemon-stop': Record<string, never>;
 }
@@ -157,6 +214,8 @@ export interface ResultMap {
 export type Response =
   | { id: number | null; ok: true; result: unknown }
   | { id: number | null; ok: false; error: ErrorPayload };
+
+export type ServerMessage = Response | EventPush;
 
 /** What a caller sends: a request without its id, which the client assigns. */
 export type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;

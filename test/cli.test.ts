@@ -16,7 +16,7 @@ test('ls --json is a stable contract', async (t) => {
     const summary = await rig.app('tree');
     return summary.processes === 3 ? summary : undefined;
   }, 'the tree');
-  assert.deepEqual(Object.keys(app).sort(), ['lastExit', 'limits', 'memory', 'name', 'pid', 'processes', 'restarts', 'status', 'uptimeMs'].sort());
+  assert.deepEqual(Object.keys(app).sort(), ['cpu', 'lastExit', 'limits', 'memory', 'name', 'pid', 'processes', 'restarts', 'status', 'uptimeMs'].sort());
   assert.equal(app.status, 'online');
   assert.equal(typeof app.pid, 'number');
   assert.equal(app.restarts, 0);

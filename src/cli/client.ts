@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentpmError, type ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import { ensurePrivateHome, type HomePaths } from '../home.js';
-import { PROTOCOL_VERSION, type RequestBody, type Response, type ResultMap } from '../protocol.js';
+import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
@@ -26,6 +26,10 @@ export class DaemonClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closedReason: string | null = null;
+  /** Receives events pushed after a `subscribe` request. */
+  onEvent: ((event: AgentEvent) => void) | null = null;
+  /** Called once when the connection ends, with the reason. */
+  onClose: ((reason: string) => void) | null = null;
 
   private constructor(private readonly socket: Socket) {
     const decoder = new LineDecoder();
@@ -33,7 +37,10 @@ export class DaemonClient {
       const frames = decoder.push(chunk);
       if (frames === 'too-large') return this.fail('the daemon sent an oversized reply');
       for (const frame of frames) {
-        if (frame.ok) this.settle(frame.value as Response);
+        if (!frame.ok) continue;
+        const message = frame.value as ServerMessage;
+        if ('push' in message) this.onEvent?.(message.event);
+        else this.settle(message);
       }
     });
     socket.on('error', (error) => this.fail(`connection error: ${error.message}`));
@@ -77,6 +84,7 @@ export class DaemonClient {
   }
 
   private fail(reason: string): void {
+    if (this.closedReason === null) this.onClose?.(reason);
     this.closedReason ??= reason;
     for (const pending of this.pending.values()) pending.reject(new AgentpmError('daemon-unreachable', reason));
     this.pending.clear();

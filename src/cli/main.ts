@@ -8,10 +8,10 @@ import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';
-import type { AppSpec, RequestBody, ResultMap, Target } from '../protocol.js';
+import type { AgentEvent, AppSpec, RequestBody, ResultMap, Target } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { DaemonClient } from './client.js';
-import { renderDetail, renderList } from './render.js';
+import { describeEvent, renderDetail, renderList } from './render.js';
 
 const paths = homePaths(resolveHome());
 
@@ -55,6 +55,11 @@ function callerEnv(): Record<string, string> {
   return env;
 }
 
+/** A whole number from a flag, or the text itself so that validation reports it as given. */
+function wholeNumber(text: string): number | string {
+  return /^\d+$/.test(text) ? Number(text) : text;
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -70,6 +75,9 @@ interface StartOptions {
   autorestart: boolean;
   restartDelay?: string;
   maxRestarts?: string;
+  maxMemory?: string;
+  maxChildren?: string;
+  onLimit?: string;
   replace?: boolean;
   json?: boolean;
 }
@@ -77,7 +85,7 @@ interface StartOptions {
 async function specsForStart(target: string, args: string[], options: StartOptions): Promise<AppSpec[]> {
   const { isConfigFile, loadConfigFile } = await import('../config/load.js');
   if (isConfigFile(target)) {
-    const scriptOnly = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts'] as const;
+    const scriptOnly = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'onLimit'] as const;
     const given = scriptOnly.filter((key) => options[key] !== undefined);
     if (given.length > 0 || options.env.length > 0 || args.length > 0 || !options.autorestart) {
       throw new AgentpmError('invalid-argument', `${target} is a config file; options such as --${given[0] ?? 'env'} apply to a single script. Set them in the config instead.`);
@@ -99,7 +107,10 @@ async function specsForStart(target: string, args: string[], options: StartOptio
   if (options.killTimeout !== undefined) app['killTimeout'] = options.killTimeout;
   if (options.stopSignal !== undefined) app['stopSignal'] = normalizeSignal(options.stopSignal);
   if (options.restartDelay !== undefined) app['restartDelay'] = options.restartDelay;
-  if (options.maxRestarts !== undefined) app['maxRestarts'] = Number(options.maxRestarts);
+  if (options.maxRestarts !== undefined) app['maxRestarts'] = wholeNumber(options.maxRestarts);
+  if (options.maxMemory !== undefined) app['maxMemory'] = options.maxMemory;
+  if (options.maxChildren !== undefined) app['maxChildren'] = wholeNumber(options.maxChildren);
+  if (options.onLimit !== undefined) app['onLimit'] = options.onLimit;
   const baseDir = process.cwd();
   if (options.cwd !== undefined) app['cwd'] = resolve(baseDir, options.cwd);
   return resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() });
@@ -149,6 +160,9 @@ program
   .option('--no-autorestart', 'do not restart the app when it exits by itself')
   .option('--restart-delay <duration>', 'first restart delay, doubled for each unstable exit (default 1s)')
   .option('--max-restarts <n>', 'give up (errored) after n restarts within the restart window')
+  .option('--max-memory <size>', "whole-tree memory limit, e.g. '1.5G'")
+  .option('--max-children <n>', 'limit of live descendants of the root (fork storms are frozen and killed)')
+  .option('--on-limit <action>', "'restart' (default) or 'kill-offender' (end the largest/newest descendants first)")
   .option('--replace', 'if the app is running, stop its whole tree and start the new definition')
   .option('--json', 'print the app list as JSON')
   .addHelpText('after', '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts')
@@ -229,6 +243,41 @@ program
     if (!Number.isInteger(lines) || lines < 0) throw new AgentpmError('invalid-argument', `--lines expects a whole number, got '${options.lines}'`);
     const streams = options.err ? (['err'] as const) : options.out ? (['out'] as const) : (['out', 'err'] as const);
     await showLogs(paths.home, name, { lines, follow: options.follow === true, streams: [...streams] });
+  });
+
+program
+  .command('events')
+  .description('the event stream: state changes, exits with reasons, limit breaches, backoffs, give-ups')
+  .option('--app <name>', 'only this app')
+  .option('--lines <n>', 'recent events to print first', '50')
+  .option('-f, --follow', 'keep printing events as they happen')
+  .option('--json', 'one JSON event per line')
+  .action(async (options: { app?: string; lines: string; follow?: boolean; json?: boolean }) => {
+    const limit = Number(options.lines);
+    if (!Number.isInteger(limit) || limit < 1) throw new AgentpmError('invalid-argument', `--lines expects a whole number >= 1, got '${options.lines}'`);
+    const show = (event: AgentEvent): void => print(options.json ? JSON.stringify(event) : describeEvent(event));
+    const client = await DaemonClient.connect(paths, { autostart: true });
+    try {
+      const app = options.app ?? null;
+      if (options.follow) {
+        // Subscribe first, then print the backlog: an event in between is printed, never lost.
+        const early: AgentEvent[] = [];
+        client.onEvent = (event) => early.push(event);
+        await client.request({ type: 'subscribe', app });
+        const backlog = await client.request({ type: 'events', app, limit });
+        const printed = new Set(backlog.map((event) => JSON.stringify(event)));
+        backlog.forEach(show);
+        early.filter((event) => !printed.has(JSON.stringify(event))).forEach(show);
+        client.onEvent = show;
+        await new Promise<void>((resolve) => {
+          client.onClose = () => resolve();
+        });
+        throw new AgentpmError('daemon-unreachable', 'the daemon went away; run the command again to follow the new one');
+      }
+      (await client.request({ type: 'events', app, limit })).forEach(show);
+    } finally {
+      client.close();
+    }
   });
 
 program

@@ -3,7 +3,8 @@
  * answer as it is.
  */
 import { formatBytes, formatDuration } from '../config/units.js';
-import type { AppDetail, AppStatus, AppSummary, ExitRecord } from '../protocol.js';
+import { unreachable } from '../errors.js';
+import type { AgentEvent, AppDetail, AppStatus, AppSummary, ExitRecord } from '../protocol.js';
 
 export function renderTable(rows: string[][]): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
@@ -19,13 +20,14 @@ function colorStatus(status: AppStatus, text: string): string {
 
 export function describeExit(exit: ExitRecord | null): string {
   if (!exit) return '-';
+  if (exit.limit) return `${exit.reason} (${describeLimit(exit.reason, exit.limit.measured, exit.limit.limit)})`;
   const detail = exit.signal ?? (exit.code !== null ? `code ${exit.code}` : '');
   return detail ? `${exit.reason} (${detail})` : exit.reason;
 }
 
 export function renderList(apps: AppSummary[]): string {
   if (apps.length === 0) return 'no apps; start one with `agentpm start <script>` or `agentpm start ecosystem.config.ts`';
-  const header = ['name', 'status', 'pid', 'uptime', 'restarts', 'memory', 'procs', 'last exit'];
+  const header = ['name', 'status', 'pid', 'uptime', 'restarts', 'memory', 'cpu', 'procs', 'last exit'];
   const rows = apps.map((app) => [
     app.name,
     app.status,
@@ -33,7 +35,8 @@ export function renderList(apps: AppSummary[]): string {
     app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs),
     String(app.restarts),
     app.memory > 0 ? formatBytes(app.memory) + (app.limits.memory ? ` / ${formatBytes(app.limits.memory)}` : '') : '-',
-    String(app.processes),
+    app.processes > 0 ? `${app.cpu.toFixed(0)}%` : '-',
+    app.limits.children !== null ? `${app.processes} (≤${app.limits.children + 1})` : String(app.processes),
     describeExit(app.lastExit),
   ]);
   const table = renderTable([header, ...rows]).split('\n');
@@ -69,7 +72,8 @@ export function renderDetail(app: AppDetail): string {
     for (const proc of app.tree) {
       const level = (depth.get(proc.ppid) ?? -1) + 1;
       depth.set(proc.pid, level);
-      lines.push(`    ${'  '.repeat(level)}${String(proc.pid).padEnd(8)} ${formatBytes(proc.rss).padStart(8)}  ${proc.cmd.slice(0, 100)}`);
+      const figures = `${formatBytes(proc.rss).padStart(9)} ${`${proc.cpu.toFixed(0)}%`.padStart(5)}`;
+      lines.push(`    ${String(proc.pid).padEnd(8)}${figures}  ${'  '.repeat(level)}${proc.cmd.slice(0, 100)}`);
     }
   }
   if (app.exits.length > 0) {
@@ -79,4 +83,59 @@ export function renderDetail(app: AppDetail): string {
     }
   }
   return lines.join('\n');
+}
+
+function describeLimit(reason: string, measured: number, limit: number): string {
+  return reason === 'memory-limit' ? `${formatBytes(measured)} > ${formatBytes(limit)}` : `${measured} children > ${limit}`;
+}
+
+function numberOf(data: Record<string, unknown>, key: string): number {
+  const value = data[key];
+  return typeof value === 'number' ? value : 0;
+}
+
+/** One line per event, for people; `events --json` prints the events themselves. */
+export function describeEvent(event: AgentEvent): string {
+  const who = event.app ? `${event.app}${event.instance ? `#${event.instance.slice(0, 6)}` : ''}` : 'daemon';
+  const data = event.data;
+  let text: string;
+  switch (event.type) {
+    case 'state':
+      text = `${String(data['from'])} → ${String(data['to'])}`;
+      break;
+    case 'spawn':
+      text = `started, pid ${numberOf(data, 'pid')}`;
+      break;
+    case 'exit': {
+      const detail = data['signal'] ?? (data['code'] !== null && data['code'] !== undefined ? `code ${String(data['code'])}` : null);
+      const limit = typeof data['limit'] === 'number' ? `, ${describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'))}` : '';
+      const message = typeof data['message'] === 'string' ? `: ${data['message']}` : '';
+      text = `exited: ${String(event.reason)}${detail ? ` (${String(detail)})` : ''}${limit}${message}${numberOf(data, 'uptimeMs') ? ` after ${formatDuration(numberOf(data, 'uptimeMs'))}` : ''}`;
+      break;
+    }
+    case 'adopt':
+      text = `adopted by a new daemon, pid ${numberOf(data, 'pid')}`;
+      break;
+    case 'leftovers-killed':
+      text = `killed ${numberOf(data, 'count')} process(es) left behind${event.reason === 'daemon-down' ? ' while no daemon ran' : ''}`;
+      break;
+    case 'limit-breach':
+      text = `${String(event.reason)}: ${describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'))}; action ${String(data['action'])}`;
+      break;
+    case 'offender-killed':
+      text = `ended offending process(es) ${(data['pids'] as number[] | undefined)?.join(', ') ?? ''} (${String(event.reason)}); the app keeps running`;
+      break;
+    case 'backoff':
+      text = `restarting in ${numberOf(data, 'delayMs')} ms (unstable exit ${numberOf(data, 'unstableExits')} in a row)`;
+      break;
+    case 'give-up':
+      text = `gave up after ${numberOf(data, 'restartsInWindow')} restarts within ${formatDuration(numberOf(data, 'windowMs'))}: errored (restart it by hand)`;
+      break;
+    case 'daemon':
+      text = `daemon ${String(event.reason)} (pid ${numberOf(data, 'pid')})`;
+      break;
+    default:
+      return unreachable(event.type);
+  }
+  return `${event.at}  ${who.padEnd(20)} ${event.type.padEnd(16)} ${text}`;
 }

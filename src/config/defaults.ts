@@ -12,4 +12,11 @@ export const DEFAULTS = {
   minUptime: 30_000,
   maxRestarts: null,
   restartWindow: 600_000,
+  memoryMetric: 'rss',
+  memoryBreachTicks: 2,
+  childrenBreachTicks: 1,
+  onLimit: 'restart',
 } as const;
+
+/** The daemon's monitor tick (AGENTPM_TICK_MS): one /proc pass per tick, limits checked per tick. */
+export const DEFAULT_TICK_MS = 500;

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import type { AppSpec } from '../protocol.js';
+import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec } from '../protocol.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -37,6 +37,10 @@ const APP_FIELDS = [
   'restartWindow',
   'maxMemory',
   'maxChildren',
+  'memoryMetric',
+  'memoryBreachTicks',
+  'childrenBreachTicks',
+  'onLimit',
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -166,6 +170,14 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     else problem('maxMemory', parsed.ok ? `must be more than 0, got ${show(value)}` : parsed.message);
   }
 
+  const choice = <T extends string>(field: string, allowed: readonly T[], fallback: T): T => {
+    const value = app[field];
+    if (value === undefined) return fallback;
+    if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+    problem(field, `expected one of ${allowed.map((item) => `'${item}'`).join(', ')}, got ${show(value)}`);
+    return fallback;
+  };
+
   const spec: AppSpec = {
     name: typeof name === 'string' ? name : '',
     script: scriptPath,
@@ -185,6 +197,10 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     restartWindowMs: duration('restartWindow', DEFAULTS.restartWindow),
     maxMemoryBytes,
     maxChildren: count('maxChildren', true),
+    memoryMetric: choice('memoryMetric', MEMORY_METRICS, DEFAULTS.memoryMetric),
+    memoryBreachTicks: count('memoryBreachTicks', false) ?? DEFAULTS.memoryBreachTicks,
+    childrenBreachTicks: count('childrenBreachTicks', false) ?? DEFAULTS.childrenBreachTicks,
+    onLimit: choice('onLimit', LIMIT_ACTIONS, DEFAULTS.onLimit),
   };
   return problems.length === before ? spec : null;
 }

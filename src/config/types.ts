@@ -38,6 +38,14 @@ export interface AppConfig {
   maxMemory?: Size;
   /** Live descendants of the root allowed (root excluded). */
   maxChildren?: number;
+  /** 'rss' (default) or 'pss' (shared pages divided among the processes sharing them; costs a read per process per tick). */
+  memoryMetric?: 'rss' | 'pss';
+  /** Consecutive monitor ticks over maxMemory before acting (default 2). */
+  memoryBreachTicks?: number;
+  /** Consecutive monitor ticks over maxChildren before acting (default 1). */
+  childrenBreachTicks?: number;
+  /** 'restart' (default), or 'kill-offender': end the largest (memory) or newest (children) descendants and keep the agent; restart if the breach persists. */
+  onLimit?: 'restart' | 'kill-offender';
 }
 
 export interface EcosystemConfig {

@@ -1,28 +1,30 @@
 /**
  * One app's lifecycle, as one explicit state machine.
  *
- *              start                 spawned
- *   stopped ─────────▶ starting ─────────────▶ online ──┐ root exits by itself
- *      ▲                  ▲  │ spawn failed       │     │ (crash, signal, OOM…)
- *      │                  │  ▼                    │     ▼
- *      │  stop/delete     │ backoff ◀─────── stopping (kill what the instance left behind)
- *      ├──────────────────┼──  │  ▲ delay done        │
- *      │                  └────┘  └───────────────────┤ restart decided
- *      │                                              │
- *      └───────────── stopping ◀── stop/restart ── online      errored ◀── give-up (maxRestarts
- *                                                                          in the window), left by
- *                                                                          start/restart
+ *                 start / restart / revive
+ *   stopped ──────────────────────────────▶ starting ──spawned──▶ online
+ *      ▲                                       ▲  │                 │
+ *      │                                       │  │ spawn failed    │ root exited by itself, or a
+ *      │                               delay   │  ▼                 │ limit was enforced
+ *      │                               over    backoff ◀────────── stopping (the whole tree is ended)
+ *      │                                          │                 │
+ *      └──── stop / no autorestart ───────────────┴─────────────────┘
+ *                                                 │ maxRestarts within the window
+ *                                                 ▼
+ *                                              errored ── start / restart ──▶ starting
  *
- * Every operation on an app (user requests and the app's own exits) runs one at a time through
- * `exclusive`, so a transition never interleaves with another: "stop while starting", "restart while
- * in backoff" and "exit while stopping" each see a settled state. Two live trees under one name cannot
- * happen: a new instance is spawned only after the old one is confirmed gone.
+ * Every operation on an app (user requests, the app's own exits, limit enforcement) runs one at a time
+ * through `exclusive`, so a transition never interleaves with another: "stop while starting", "restart
+ * while in backoff" and "exit while stopping" each see a settled state. Two live trees under one name
+ * cannot happen: a new instance is spawned only after the old one is confirmed gone.
  */
 import { AgentpmError } from '../errors.js';
-import type { AppSpec, AppStatus, ExitReason, ExitRecord } from '../protocol.js';
+import type { AppSpec, AppStatus, EventType, ExitReason, ExitRecord } from '../protocol.js';
+import { signalIfSameProcess } from '../proc/kill.js';
 import type { ProcessTable } from '../proc/table.js';
 import { EMPTY_HISTORY, decideRestart, type RestartHistory } from './backoff.js';
 import { classifyExit } from './forensics.js';
+import type { LimitDecision } from './limits.js';
 import type { PersistedApp, PersistedInstance } from './registry.js';
 import type { ExitStatus } from './spawn.js';
 
@@ -43,17 +45,24 @@ export type AppState =
 export interface AppHost {
   readonly table: ProcessTable;
   spawn(spec: AppSpec): Promise<Instance>;
-  /** Ends every process of the instance (TERM, grace, KILL); resolves with how many were alive. */
+  /** Ends every process of the instance (signal, grace, KILL); how many were alive, how many survived. */
   terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }>;
+  /** Freezes and kills the whole instance at once (a fork storm). */
+  contain(instance: Instance): Promise<{ seen: number; survivors: number }>;
+  /** Ends the given processes and their descendants only; the rest of the instance keeps running. */
+  terminateSubtrees(instance: Instance, pids: { pid: number; startTime: number }[], graceMs: number): Promise<number>;
   /** Whether the kernel's OOM-kill counter rose recently. */
   oomKillRose(): boolean;
   changed(app: App): void;
+  emit(type: EventType, app: App, instance: string | null, reason: string | null, data?: Record<string, unknown>): void;
   log(app: App, message: string): void;
 }
 
 const MAX_EXITS_KEPT = 20;
 /** How long to wait for a dead root's exit status to arrive from the child handle. */
 const EXIT_STATUS_WAIT_MS = 2000;
+/** Grace for an offending descendant: short, the agent itself keeps running. */
+const OFFENDER_GRACE_MS = 2000;
 
 export class App {
   state: AppState = { id: 'stopped' };
@@ -61,6 +70,8 @@ export class App {
   restarts = 0;
   history: RestartHistory = EMPTY_HISTORY;
   exits: ExitRecord[] = [];
+  /** A limit action is queued or running: the monitor does not decide another until it is done. */
+  enforcing = false;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -106,7 +117,7 @@ export class App {
   stop(): Promise<void> {
     return this.exclusive(async () => {
       this.desired = 'stopped';
-      await this.endCurrent('stopped');
+      await this.endCurrent('stopped', null);
       this.transition({ id: 'stopped' });
     });
   }
@@ -117,7 +128,7 @@ export class App {
       if (spec) this.spec = spec;
       this.desired = 'running';
       const hadInstance = this.instance !== null;
-      await this.endCurrent('stopped');
+      await this.endCurrent('stopped', null);
       this.history = EMPTY_HISTORY;
       if (hadInstance) this.restarts += 1;
       await this.spawnNow();
@@ -129,29 +140,59 @@ export class App {
     return this.exclusive(async () => {
       const instance = this.instance;
       if (!instance) throw new AgentpmError('invalid-argument', `${this.name} is ${this.status}; it has no process to signal. Start it first.`);
-      const proc = this.host.table.read(instance.pid);
-      if (!proc || proc.startTime !== instance.startTime) return;
-      process.kill(instance.pid, signal);
+      signalIfSameProcess(this.host.table, instance, signal);
     });
   }
 
   /** The root of the current instance is gone (from the child handle, or seen missing by the monitor). */
   rootExited(instanceId: string, status: ExitStatus | null): void {
-    void this.exclusive(async () => {
+    this.exclusiveInBackground('handling the exit', async () => {
       if (this.disposed || this.state.id !== 'online' || this.state.instance.id !== instanceId) return; // already handled
       const instance = this.state.instance;
       this.transition({ id: 'stopping', instance });
       const oomKillRose = this.host.oomKillRose();
       const { seen } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
-      if (seen > 0) this.host.log(this, `killed ${seen} process(es) left behind by instance ${instance.id}`);
-      this.recordExit(instance, status, null, oomKillRose, seen);
+      if (seen > 0) this.host.emit('leftovers-killed', this, instance.id, null, { count: seen });
+      this.recordExit(instance, status, null, oomKillRose, seen, null);
       this.scheduleRestart(instance);
-    }).catch((error: unknown) => this.host.log(this, `handling the exit failed: ${(error as Error).message}`));
+    });
+  }
+
+  /** Acts on a limit breach the monitor decided on (see limits.ts). */
+  enforceLimit(instanceId: string, decision: Exclude<LimitDecision, { kind: 'none' }>): void {
+    this.enforcing = true;
+    this.exclusiveInBackground('enforcing a limit', async () => {
+      try {
+        if (this.disposed || this.state.id !== 'online' || this.state.instance.id !== instanceId) return;
+        const instance = this.state.instance;
+        const limit = { measured: decision.measured, limit: decision.limit };
+        this.host.emit('limit-breach', this, instance.id, decision.reason, { ...limit, action: decision.kind });
+        if (decision.kind === 'kill-offender') {
+          const victims = decision.victims.map((item) => ({ pid: item.proc.pid, startTime: item.proc.startTime }));
+          const ended = await this.host.terminateSubtrees(instance, victims, Math.min(OFFENDER_GRACE_MS, this.spec.killTimeoutMs));
+          const data = { pids: victims.map((victim) => victim.pid), memory: decision.victims.map((item) => item.memory), ended };
+          this.host.emit('offender-killed', this, instance.id, decision.reason, data);
+          return;
+        }
+        if (decision.kind === 'contain') {
+          this.transition({ id: 'stopping', instance });
+          const { seen } = await this.host.contain(instance);
+          const status = instance.exited ? await withTimeout(instance.exited, EXIT_STATUS_WAIT_MS) : null;
+          this.recordExit(instance, status, decision.reason, false, Math.max(0, seen - 1), limit);
+        } else {
+          await this.endCurrent(decision.reason, limit);
+        }
+        this.scheduleRestart(instance);
+      } finally {
+        this.enforcing = false;
+      }
+    });
   }
 
   /** Re-adopts a live instance found by a new daemon (identity already verified). */
   adopt(instance: Instance): void {
     this.transition({ id: 'online', instance });
+    this.host.emit('adopt', this, instance.id, null, { pid: instance.pid });
   }
 
   /** Restores a backoff that was pending when the previous daemon stopped. */
@@ -197,8 +238,9 @@ export class App {
     try {
       instance = await this.host.spawn(this.spec);
     } catch (error) {
-      this.host.log(this, (error as Error).message);
-      this.pushExit({ code: null, signal: null, reason: 'spawn-failed', at: new Date().toISOString(), instance: '', uptimeMs: 0, leftovers: 0 });
+      const message = (error as Error).message;
+      this.pushExit({ code: null, signal: null, reason: 'spawn-failed', limit: null, at: new Date().toISOString(), instance: '', uptimeMs: 0, leftovers: 0 });
+      this.host.emit('exit', this, null, 'spawn-failed', { message });
       if (this.history.consecutive === 0 && this.desired === 'running') {
         // A start that fails outright is the user's to fix: report it instead of looping on it.
         this.desired = 'stopped';
@@ -208,12 +250,13 @@ export class App {
       this.scheduleRestart(null);
       return;
     }
+    this.host.emit('spawn', this, instance.id, null, { pid: instance.pid });
     this.transition({ id: 'online', instance });
     instance.exited?.then((status) => this.rootExited(instance.id, status));
   }
 
   /** Ends the current instance's whole tree, or cancels a pending backoff. */
-  private async endCurrent(reason: ExitReason): Promise<void> {
+  private async endCurrent(reason: ExitReason, limit: ExitRecord['limit']): Promise<void> {
     if (this.state.id === 'backoff') {
       clearTimeout(this.state.timer);
       return;
@@ -222,11 +265,9 @@ export class App {
     if (!instance) return;
     this.transition({ id: 'stopping', instance });
     const { seen, survivors } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
-    if (survivors > 0) {
-      this.host.log(this, `${survivors} process(es) of ${instance.id} survived SIGKILL (stuck in the kernel?)`);
-    }
+    if (survivors > 0) this.host.log(this, `${survivors} process(es) of ${instance.id} survived SIGKILL (stuck in the kernel?)`);
     const status = instance.exited ? await withTimeout(instance.exited, EXIT_STATUS_WAIT_MS) : null;
-    this.recordExit(instance, status, reason, false, Math.max(0, seen - 1));
+    this.recordExit(instance, status, reason, false, Math.max(0, seen - 1), limit);
   }
 
   private scheduleRestart(previous: Instance | null): void {
@@ -240,26 +281,26 @@ export class App {
     const decision = decideRestart(this.spec, this.history, uptime, now);
     this.history = decision.history;
     if (decision.action === 'give-up') {
-      this.host.log(this, `gave up: ${decision.restartsInWindow} restarts within ${this.spec.restartWindowMs} ms (maxRestarts ${this.spec.maxRestarts})`);
+      this.host.emit('give-up', this, previous?.id ?? null, null, { restartsInWindow: decision.restartsInWindow, windowMs: this.spec.restartWindowMs, maxRestarts: this.spec.maxRestarts });
       this.transition({ id: 'errored' });
       return;
     }
-    this.host.log(this, `restarting in ${decision.delayMs} ms (unstable exit ${decision.history.consecutive} in a row)`);
+    this.host.emit('backoff', this, previous?.id ?? null, null, { delayMs: decision.delayMs, unstableExits: decision.history.consecutive });
     this.enterBackoff(now + decision.delayMs);
   }
 
   private enterBackoff(until: number): void {
     const timer = setTimeout(() => {
-      void this.exclusive(async () => {
+      this.exclusiveInBackground('restarting', async () => {
         if (this.state.id !== 'backoff' || this.state.timer !== timer) return;
         this.restarts += 1;
         await this.spawnNow();
-      }).catch((error: unknown) => this.host.log(this, `restart failed: ${(error as Error).message}`));
+      });
     }, Math.max(0, until - Date.now()));
     this.transition({ id: 'backoff', until, timer });
   }
 
-  private recordExit(instance: Instance, status: ExitStatus | null, stopReason: ExitReason | null, oomKillRose: boolean, leftovers: number): void {
+  private recordExit(instance: Instance, status: ExitStatus | null, stopReason: ExitReason | null, oomKillRose: boolean, leftovers: number, limit: ExitRecord['limit']): void {
     const { reason, signal } = classifyExit({
       code: status?.code ?? null,
       signal: status?.signal ?? null,
@@ -271,13 +312,15 @@ export class App {
       code: status?.code ?? null,
       signal,
       reason,
+      limit,
       at: new Date().toISOString(),
       instance: instance.id,
       uptimeMs: Date.now() - instance.startedAt,
       leftovers,
     };
     this.pushExit(record);
-    this.host.log(this, `instance ${instance.id} ended: ${reason} (code ${record.code}, signal ${record.signal})`);
+    const { code, uptimeMs } = record;
+    this.host.emit('exit', this, instance.id, reason, { code, signal, uptimeMs, leftovers, ...(limit ? limit : {}) });
   }
 
   private pushExit(record: ExitRecord): void {
@@ -285,7 +328,9 @@ export class App {
   }
 
   private transition(next: AppState): void {
+    const from = this.state.id;
     this.state = next;
+    if (from !== next.id) this.host.emit('state', this, this.instance?.id ?? null, null, { from, to: next.id });
     this.host.changed(this);
   }
 
@@ -293,6 +338,10 @@ export class App {
     const run = this.queue.then(operation, operation);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private exclusiveInBackground(what: string, operation: () => Promise<void>): void {
+    this.exclusive(operation).catch((error: unknown) => this.host.log(this, `${what} failed: ${(error as Error).message}`));
   }
 }
 

@@ -7,12 +7,13 @@ import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
 import { createProcessTable } from '../proc/table.js';
 import { VERSION } from '../version.js';
+import { DEFAULT_TICK_MS } from '../config/defaults.js';
+import { EventBus } from './events.js';
 import { acquireDaemonLock } from './lock.js';
 import { loadRegistry } from './registry.js';
 import { ControlServer, type ExitMode } from './server.js';
 import { Supervisor } from './supervisor.js';
 
-const DEFAULT_TICK_MS = 1000;
 
 async function main(): Promise<void> {
   const home = resolveHome();
@@ -27,12 +28,13 @@ async function main(): Promise<void> {
     );
   }
   const tickMs = Number(process.env['AGENTPM_TICK_MS'] ?? DEFAULT_TICK_MS);
-  const supervisor = new Supervisor({ paths, table: await createProcessTable(), tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
+  const events = new EventBus({ file: paths.events });
+  const supervisor = new Supervisor({ paths, table: await createProcessTable(), events, tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
   let exiting = false;
   const exit = (mode: ExitMode | 'signal'): void => {
     if (exiting) return;
     exiting = true;
-    supervisor.log(null, `daemon ${process.pid} exiting (${mode}); ${mode === 'kill' ? 'all apps stopped' : 'apps left running'}`);
+    events.emit('daemon', null, null, 'exiting', { pid: process.pid, mode, appsLeftRunning: mode !== 'kill' });
     supervisor.shutdown();
     server.close();
     lock.release();
@@ -52,7 +54,7 @@ async function main(): Promise<void> {
   // A bug in handling one request or one exit must not take supervision of every app down with it.
   process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
   process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
-  supervisor.log(null, `daemon ${process.pid} (agentpm ${VERSION}) serving ${paths.socket}`);
+  events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
 }
 
 main().catch((error: unknown) => {

@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
-import type { Request } from '../protocol.js';
+import { LIMIT_ACTIONS, MEMORY_METRICS, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
   message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
@@ -34,6 +34,10 @@ export const appSpecSchema = z.strictObject({
   restartWindowMs: ms,
   maxMemoryBytes: z.number().int().positive().nullable(),
   maxChildren: z.number().int().nonnegative().nullable(),
+  memoryMetric: z.enum(MEMORY_METRICS),
+  memoryBreachTicks: z.number().int().positive(),
+  childrenBreachTicks: z.number().int().positive(),
+  onLimit: z.enum(LIMIT_ACTIONS),
 });
 
 const id = z.number().int();
@@ -49,6 +53,8 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('restart'), target }),
   z.strictObject({ id, type: z.literal('delete'), target }),
   z.strictObject({ id, type: z.literal('signal'), name: appName, signal: signalName }),
+  z.strictObject({ id, type: z.literal('events'), app: appName.nullable(), limit: z.number().int().positive().max(10_000) }),
+  z.strictObject({ id, type: z.literal('subscribe'), app: appName.nullable() }),
   z.strictObject({ id, type: z.literal('kill') }),
   z.strictObject({ id, type: z.literal('daemon-stop') }),
 ]);

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { AgentpmError, toErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import type { HomePaths } from '../home.js';
-import { PROTOCOL_VERSION, type Request, type Response, type ResultMap } from '../protocol.js';
+import { PROTOCOL_VERSION, type EventPush, type Request, type Response, type ResultMap } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { parseRequest } from './requests.js';
 import type { Supervisor } from './supervisor.js';
@@ -61,8 +61,20 @@ export class ControlServer {
     const send = (response: Response): void => {
       if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
     };
+    let unsubscribe: (() => void) | null = null;
+    const subscribe = (app: string | null): void => {
+      unsubscribe?.();
+      unsubscribe = this.supervisor.events.subscribe((event) => {
+        if (app !== null && event.app !== app) return;
+        const push: EventPush = { push: 'event', event };
+        if (!socket.destroyed && socket.writable) socket.write(encodeFrame(push));
+      });
+    };
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      unsubscribe?.();
+      this.sockets.delete(socket);
+    });
     socket.on('data', (chunk: Buffer) => {
       const frames = decoder.push(chunk);
       if (frames === 'too-large') {
@@ -102,7 +114,7 @@ export class ControlServer {
           }
           greeted = true;
         }
-        void this.handle(request).then(
+        void this.handle(request, subscribe).then(
           (result) => send({ id: request.id, ok: true, result }),
           (error: unknown) => send({ id: request.id, ok: false, error: toErrorPayload(error) }),
         );
@@ -110,7 +122,7 @@ export class ControlServer {
     });
   }
 
-  private async handle(request: Request): Promise<ResultMap[Request['type']]> {
+  private async handle(request: Request, subscribe: (app: string | null) => void): Promise<ResultMap[Request['type']]> {
     const supervisor = this.supervisor;
     if (request.type !== 'hello' && request.type !== 'status') await this.ready;
     switch (request.type) {
@@ -139,6 +151,12 @@ export class ControlServer {
         return { apps: await supervisor.delete(request.target) };
       case 'signal':
         return { apps: await supervisor.signal(request.name, request.signal as NodeJS.Signals) };
+      case 'events':
+        return supervisor.recentEvents(request.app, request.limit);
+      case 'subscribe':
+        if (request.app !== null) supervisor.recentEvents(request.app, 1); // an unknown app is an error
+        subscribe(request.app);
+        return {};
       case 'kill': {
         const apps = await supervisor.stop({ all: true });
         setImmediate(() => this.requestExit('kill'));

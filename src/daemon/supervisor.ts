@@ -1,29 +1,29 @@
 /**
  * The registry of apps in memory, and everything the apps need from the machine: spawning, ending
- * trees, the monitor tick over the process table, and persistence after every change.
+ * trees, the monitor tick over the process table, limits, events, and persistence after every change.
  */
 import { appendFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { maskEnv } from '../mask.js';
 import { appLogPaths, type HomePaths } from '../home.js';
-import type { AppDetail, AppSpec, AppSummary, Target, TreeProcess } from '../protocol.js';
-import { terminateTree } from '../proc/kill.js';
-import { attribute, treeOrder, type InstanceRef } from '../proc/tree.js';
+import type { AgentEvent, AppDetail, AppSpec, AppSummary, EventType, Target, TreeProcess } from '../protocol.js';
+import { freezeAndKill } from '../proc/contain.js';
+import { terminateTree, type MemberFinder } from '../proc/kill.js';
+import { attribute, childrenByParent, treeOrder, type InstanceRef } from '../proc/tree.js';
 import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
 import { App, type AppHost, type Instance } from './app.js';
+import type { EventBus } from './events.js';
 import { readOomKillCount } from './forensics.js';
+import { evaluateLimits, FRESH_BREACH_STATE, type BreachState } from './limits.js';
+import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monitor.js';
 import { REGISTRY_VERSION, saveRegistry, type PersistedApp, type RegistryFile } from './registry.js';
 import { spawnInstance } from './spawn.js';
 
 export interface SupervisorOptions {
   paths: HomePaths;
   table: ProcessTable;
+  events: EventBus;
   tickMs: number;
-}
-
-interface TreeStats {
-  memory: number;
-  members: ProcInfo[];
 }
 
 /** A snapshot younger than this answers `ls` without a new scan. */
@@ -31,9 +31,12 @@ const FRESH_SNAPSHOT_MS = 200;
 
 export class Supervisor implements AppHost {
   readonly table: ProcessTable;
+  readonly events: EventBus;
   private readonly apps = new Map<string, App>();
   private readonly paths: HomePaths;
-  private stats = new Map<string, TreeStats>();
+  private figures = new Map<string, TreeFigures>();
+  private breaches = new Map<string, { instance: string; state: BreachState }>();
+  private readonly cpu: CpuMeter;
   private lastScanAt = 0;
   private oomKillSamples: (number | null)[] = [];
   private ticker: NodeJS.Timeout | undefined;
@@ -42,6 +45,8 @@ export class Supervisor implements AppHost {
   constructor(private readonly options: SupervisorOptions) {
     this.paths = options.paths;
     this.table = options.table;
+    this.events = options.events;
+    this.cpu = new CpuMeter(options.table.clockTicksPerSecond);
   }
 
   // ---- lifecycle of the supervisor itself ----
@@ -58,10 +63,8 @@ export class Supervisor implements AppHost {
       app.history = saved.history;
       app.exits = saved.exits;
       this.apps.set(app.name, app);
-      const live = saved.instance && this.verifyInstance(saved.instance.id, saved.instance.pid, saved.instance.startTime);
-      if (saved.instance && live) {
+      if (saved.instance && this.verifyInstance(saved.instance.id, saved.instance.pid, saved.instance.startTime)) {
         app.adopt({ ...saved.instance, exited: null });
-        this.log(app, `adopted instance ${saved.instance.id} (pid ${saved.instance.pid})`);
         continue;
       }
       if (saved.instance) await this.killLeftovers(app, saved.instance);
@@ -137,7 +140,8 @@ export class Supervisor implements AppHost {
     for (const app of apps) {
       app.dispose();
       this.apps.delete(app.name);
-      this.stats.delete(app.name);
+      this.figures.delete(app.name);
+      this.breaches.delete(app.name);
     }
     this.persist();
     return apps.map((app) => app.name);
@@ -147,6 +151,10 @@ export class Supervisor implements AppHost {
     const [app] = this.resolve({ names: [name] });
     if (app) await app.signal(signal);
     return [name];
+  }
+
+  get tickMs(): number {
+    return this.options.tickMs;
   }
 
   get appCount(): number {
@@ -162,24 +170,30 @@ export class Supervisor implements AppHost {
     this.refreshIfStale();
     const [app] = this.resolve({ names: [name] });
     if (!app) throw new AgentpmError('unknown-app', `no app named ${name}`);
-    const stats = this.stats.get(app.name);
-    const tree: TreeProcess[] = treeOrder(stats?.members ?? []).map(({ proc }) => ({
+    const figures = this.figures.get(app.name) ?? EMPTY_FIGURES;
+    const byPid = new Map(figures.members.map((item) => [item.proc.pid, item]));
+    const tree: TreeProcess[] = treeOrder(figures.members.map((item) => item.proc)).map(({ proc }) => ({
       pid: proc.pid,
       ppid: proc.ppid,
-      rss: proc.rssBytes,
+      rss: byPid.get(proc.pid)?.memory ?? proc.rssBytes,
+      cpu: byPid.get(proc.pid)?.cpu ?? 0,
       cmd: this.table.cmdline(proc),
     }));
     const { baseEnv: _hidden, ...spec } = app.spec;
-    const definition = { ...spec, env: maskEnv(spec.env) };
     return {
       ...this.summary(app),
       instance: app.instance?.id ?? null,
       nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
-      definition,
+      definition: { ...spec, env: maskEnv(spec.env) },
       logs: appLogPaths(this.paths.home, app.name),
       tree,
       exits: app.exits,
     };
+  }
+
+  recentEvents(app: string | null, limit: number): AgentEvent[] {
+    if (app !== null) this.resolve({ names: [app] });
+    return this.events.recent(app, limit);
   }
 
   // ---- AppHost ----
@@ -190,8 +204,33 @@ export class Supervisor implements AppHost {
   }
 
   async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
-    const result = await terminateTree(this.table, (snapshot) => this.membersOf(snapshot, instance), { signal, graceMs });
+    const result = await terminateTree(this.table, this.finderFor(instance), { signal, graceMs });
     return { seen: result.seen, survivors: result.survivors.length };
+  }
+
+  async contain(instance: Instance): Promise<{ seen: number; survivors: number }> {
+    const result = await freezeAndKill(this.table, this.finderFor(instance));
+    return { seen: result.frozen, survivors: result.survivors };
+  }
+
+  async terminateSubtrees(instance: Instance, roots: { pid: number; startTime: number }[], graceMs: number): Promise<number> {
+    const members = this.finderFor(instance);
+    // The victims and whatever descends from them, and only while they are still members of the instance.
+    const finder: MemberFinder = (snapshot) => {
+      const inInstance = members(snapshot);
+      const keys = new Set(inInstance.map((proc) => `${proc.pid}:${proc.startTime}`));
+      const children = childrenByParent(snapshot);
+      const found: ProcInfo[] = [];
+      const queue = roots.map((root) => snapshot.byPid.get(root.pid)).filter((proc): proc is ProcInfo => proc !== undefined && roots.some((root) => root.pid === proc.pid && root.startTime === proc.startTime));
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        if (!keys.has(`${next.pid}:${next.startTime}`)) continue;
+        found.push(next);
+        queue.push(...(children.get(next.pid) ?? []));
+      }
+      return found;
+    };
+    const result = await terminateTree(this.table, finder, { signal: 'SIGTERM', graceMs });
+    return result.seen;
   }
 
   oomKillRose(): boolean {
@@ -201,10 +240,16 @@ export class Supervisor implements AppHost {
   }
 
   changed(app: App): void {
-    if (app.instance === null) this.stats.delete(app.name);
+    if (app.instance === null) {
+      this.figures.delete(app.name);
+      this.breaches.delete(app.name);
+    }
     this.lastScanAt = 0; // the next `ls` must see the new tree
-
     this.persist();
+  }
+
+  emit(type: EventType, app: App, instance: string | null, reason: string | null, data: Record<string, unknown> = {}): void {
+    this.events.emit(type, app.name, instance, reason, data);
   }
 
   log(app: App | null, message: string): void {
@@ -231,9 +276,9 @@ export class Supervisor implements AppHost {
     return target.names.map((name) => this.apps.get(name) as App);
   }
 
-  private membersOf(snapshot: ProcSnapshot, instance: Instance): ProcInfo[] {
+  private finderFor(instance: Instance): MemberFinder {
     const ref = instanceRef(instance);
-    return attribute(snapshot, [ref], (proc) => this.table.tags(proc), this.paths.home).get(ref.id) ?? [];
+    return (snapshot: ProcSnapshot) => attribute(snapshot, [ref], (proc) => this.table.tags(proc), this.paths.home).get(ref.id) ?? [];
   }
 
   /** pid + start time + tag: the only proof that a remembered process is still the one agentpm started. */
@@ -245,42 +290,55 @@ export class Supervisor implements AppHost {
   }
 
   private async killLeftovers(app: App, instance: PersistedApp['instance'] & object): Promise<void> {
-    const ref = { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, exited: null };
+    const ref: Instance = { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, exited: null };
     const { seen } = await this.terminate(ref, app.spec.stopSignal as NodeJS.Signals, app.spec.killTimeoutMs);
-    if (seen > 0) this.log(app, `killed ${seen} process(es) left behind by instance ${instance.id} while no daemon ran`);
+    if (seen > 0) this.emit('leftovers-killed', app, instance.id, 'daemon-down', { count: seen });
   }
 
   private refreshIfStale(): void {
-    if (Date.now() - this.lastScanAt > FRESH_SNAPSHOT_MS) this.scan();
+    if (Date.now() - this.lastScanAt > FRESH_SNAPSHOT_MS) this.scan(false);
   }
 
   private tick(): void {
     this.oomKillSamples = [...this.oomKillSamples, readOomKillCount()].slice(-2);
-    this.scan();
+    this.scan(true);
   }
 
-  /** One pass over the process table: per-app tree figures, and exits of adopted roots. */
-  private scan(): void {
+  /**
+   * One pass over the process table: per-app tree figures, exits of adopted roots and, on ticks, the
+   * limits. Costs one /proc scan plus attribution, whatever the number of apps.
+   */
+  private scan(enforce: boolean): void {
     const snapshot = this.table.scan();
     this.lastScanAt = snapshot.at;
     const live = [...this.apps.values()].filter((app) => app.instance !== null);
-    const refs = live.map((app) => instanceRef(app.instance as Instance));
-    const members = attribute(snapshot, refs, (proc) => this.table.tags(proc), this.paths.home);
-    const stats = new Map<string, TreeStats>();
+    const members = attribute(snapshot, live.map((app) => instanceRef(app.instance as Instance)), (proc) => this.table.tags(proc), this.paths.home);
+    const figures = new Map<string, TreeFigures>();
     for (const app of live) {
       const instance = app.instance as Instance;
-      const list = members.get(instance.id) ?? [];
-      stats.set(app.name, { memory: list.reduce((sum, proc) => sum + proc.rssBytes, 0), members: list });
-      const rootAlive = list.some((proc) => proc.pid === instance.pid && proc.startTime === instance.startTime);
+      const tree = measureTree(members.get(instance.id) ?? [], instance.pid, app.spec.memoryMetric, this.table, this.cpu, snapshot.at);
+      figures.set(app.name, tree);
+      const rootAlive = tree.members.some((item) => item.proc.pid === instance.pid && item.proc.startTime === instance.startTime);
       // A root we spawned reports its own exit through the child handle; an adopted root is not our
       // child, so its exit is seen here.
       if (!rootAlive && instance.exited === null && app.status === 'online') app.rootExited(instance.id, null);
+      if (enforce && rootAlive && app.status === 'online' && !app.enforcing) this.checkLimits(app, instance, tree);
     }
-    this.stats = stats;
+    this.cpu.rotate();
+    this.figures = figures;
+  }
+
+  private checkLimits(app: App, instance: Instance, tree: TreeFigures): void {
+    if (app.spec.maxMemoryBytes === null && app.spec.maxChildren === null) return;
+    const previous = this.breaches.get(app.name);
+    const state = previous?.instance === instance.id ? previous.state : FRESH_BREACH_STATE;
+    const { state: next, decision } = evaluateLimits(app.spec, tree, state);
+    this.breaches.set(app.name, { instance: instance.id, state: next });
+    if (decision.kind !== 'none') app.enforceLimit(instance.id, decision);
   }
 
   private summary(app: App): AppSummary {
-    const stats = this.stats.get(app.name);
+    const figures = this.figures.get(app.name) ?? EMPTY_FIGURES;
     const instance = app.instance;
     return {
       name: app.name,
@@ -288,8 +346,9 @@ export class Supervisor implements AppHost {
       pid: instance?.pid ?? null,
       restarts: app.restarts,
       uptimeMs: instance && app.status === 'online' ? Date.now() - instance.startedAt : null,
-      memory: stats?.memory ?? 0,
-      processes: stats?.members.length ?? 0,
+      memory: figures.memory,
+      processes: figures.processes,
+      cpu: figures.cpu,
       limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
       lastExit: app.exits[0] ?? null,
     };

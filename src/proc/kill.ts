@@ -15,7 +15,7 @@ import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from './
 
 export type SignalOutcome = 'sent' | 'gone' | 'not-ours';
 
-export function signalIfSameProcess(table: ProcessTable, proc: ProcInfo, signal: NodeJS.Signals): SignalOutcome {
+export function signalIfSameProcess(table: ProcessTable, proc: Pick<ProcInfo, 'pid' | 'startTime'>, signal: NodeJS.Signals): SignalOutcome {
   const now = table.read(proc.pid);
   if (!now || !isAlive(now)) return 'gone';
   if (now.startTime !== proc.startTime) return 'not-ours';
@@ -80,19 +80,31 @@ export async function terminateTree(
     await sleep(Math.min(pollMs, Math.max(1, graceEnds - Date.now())));
   }
 
-  const forced = new Set<string>();
-  const forceEnds = Date.now() + forceWindowMs;
+  const forced = await killUntilGone(table, findMembers, forceWindowMs, seen);
+  return { seen: seen.size, forced: forced.count, survivors: forced.survivors, durationMs: Date.now() - started };
+}
+
+/**
+ * SIGKILL rounds until a scan finds no member (new ones included), or the window ends. `seen` collects
+ * the pid:start keys of every member met.
+ */
+export async function killUntilGone(
+  table: ProcessTable,
+  findMembers: MemberFinder,
+  windowMs: number,
+  seen: Set<string> = new Set(),
+): Promise<{ count: number; survivors: ProcInfo[] }> {
+  const killed = new Set<string>();
+  const ends = Date.now() + windowMs;
   for (;;) {
     const members = findMembers(table.scan()).filter(isAlive);
-    if (members.length === 0) break;
-    if (Date.now() >= forceEnds) {
-      return { seen: seen.size, forced: forced.size, survivors: members, durationMs: Date.now() - started };
-    }
+    if (members.length === 0) return { count: killed.size, survivors: [] };
+    if (Date.now() >= ends) return { count: killed.size, survivors: members };
     for (const proc of members) {
-      seen.add(key(proc));
-      if (signalIfSameProcess(table, proc, 'SIGKILL') === 'sent') forced.add(key(proc));
+      const key = `${proc.pid}:${proc.startTime}`;
+      seen.add(key);
+      if (signalIfSameProcess(table, proc, 'SIGKILL') === 'sent') killed.add(key);
     }
     await sleep(10);
   }
-  return { seen: seen.size, forced: forced.size, survivors: [], durationMs: Date.now() - started };
 }

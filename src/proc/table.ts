@@ -46,6 +46,8 @@ export interface ProcessTable {
   cmdline(proc: ProcInfo): string;
   /** Wall-clock start of a process in ms since the epoch. */
   startedAtMs(proc: ProcInfo): number;
+  /** Proportional set size in bytes (shared pages divided among their users), or null if unreadable. */
+  pss(proc: ProcInfo): number | null;
   /** Uid owning the process, or null if it is gone. */
   uid(proc: ProcInfo): number | null;
   readonly clockTicksPerSecond: number;

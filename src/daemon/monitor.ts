@@ -1,0 +1,74 @@
+/**
+ * Per-tree figures from one snapshot: memory (RSS, or PSS where asked for), process and children
+ * counts, CPU. The tick computes these once for every app, and `ls`, `show`, the limits and the TUI all
+ * read the same figures.
+ */
+import type { MemoryMetric } from '../protocol.js';
+import type { ProcInfo, ProcessTable } from '../proc/table.js';
+
+export interface ProcessFigures {
+  proc: ProcInfo;
+  /** Bytes by the app's memory metric. */
+  memory: number;
+  /** Percent of one core since the previous tick. */
+  cpu: number;
+}
+
+export interface TreeFigures {
+  rootPid: number;
+  memory: number;
+  /** Live members, root included. */
+  processes: number;
+  /** Live descendants of the root, root excluded (threads are not processes and are not counted). */
+  children: number;
+  cpu: number;
+  members: ProcessFigures[];
+}
+
+export const EMPTY_FIGURES: TreeFigures = { rootPid: 0, memory: 0, processes: 0, children: 0, cpu: 0, members: [] };
+
+/** CPU percent per process from the change in its CPU ticks between two samples. */
+export class CpuMeter {
+  private previous = new Map<string, { ticks: number; at: number }>();
+  private current = new Map<string, { ticks: number; at: number }>();
+
+  constructor(private readonly clockTicksPerSecond: number) {}
+
+  percent(proc: ProcInfo, at: number): number {
+    const key = `${proc.pid}:${proc.startTime}`;
+    this.current.set(key, { ticks: proc.cpuTicks, at });
+    const before = this.previous.get(key);
+    if (!before || at <= before.at) return 0;
+    const seconds = (proc.cpuTicks - before.ticks) / this.clockTicksPerSecond;
+    return Math.max(0, Math.round((seconds / ((at - before.at) / 1000)) * 1000) / 10);
+  }
+
+  /** Ends a sample: what was measured now is what the next sample compares against. */
+  rotate(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
+export function measureTree(
+  members: readonly ProcInfo[],
+  rootPid: number,
+  metric: MemoryMetric,
+  table: ProcessTable,
+  cpu: CpuMeter,
+  at: number,
+): TreeFigures {
+  const figures: ProcessFigures[] = members.map((proc) => ({
+    proc,
+    memory: metric === 'pss' ? table.pss(proc) ?? proc.rssBytes : proc.rssBytes,
+    cpu: cpu.percent(proc, at),
+  }));
+  return {
+    rootPid,
+    memory: figures.reduce((sum, item) => sum + item.memory, 0),
+    processes: figures.length,
+    children: figures.filter((item) => item.proc.pid !== rootPid).length,
+    cpu: Math.round(figures.reduce((sum, item) => sum + item.cpu, 0) * 10) / 10,
+    members: figures,
+  };
+}
