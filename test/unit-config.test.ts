@@ -69,6 +69,10 @@ describe('resolveApps: accepted configs', () => {
       restartWindowMs: 600_000,
       maxMemoryBytes: null,
       maxChildren: null,
+      memoryMetric: 'rss',
+      memoryBreachTicks: 2,
+      childrenBreachTicks: 1,
+      onLimit: 'restart',
     } satisfies AppSpec);
   });
 
