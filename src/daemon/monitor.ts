@@ -27,26 +27,40 @@ export interface TreeFigures {
 
 export const EMPTY_FIGURES: TreeFigures = { rootPid: 0, memory: 0, processes: 0, children: 0, cpu: 0, members: [] };
 
-/** CPU percent per process from the change in its CPU ticks between two samples. */
+/**
+ * CPU percent per process from the change in its CPU ticks between two monitor ticks. Scans made in
+ * between (an `ls`) reuse the last tick's figures: CPU time is counted in 10 ms units, so a percentage
+ * over a few milliseconds would be noise.
+ */
 export class CpuMeter {
   private previous = new Map<string, { ticks: number; at: number }>();
   private current = new Map<string, { ticks: number; at: number }>();
+  private percents = new Map<string, number>();
+  private nextPercents = new Map<string, number>();
 
   constructor(private readonly clockTicksPerSecond: number) {}
 
-  percent(proc: ProcInfo, at: number): number {
+  /** On a monitor tick (`advance`), measures; otherwise returns what the last tick measured. */
+  percent(proc: ProcInfo, at: number, advance: boolean): number {
     const key = `${proc.pid}:${proc.startTime}`;
+    if (!advance) return this.percents.get(key) ?? 0;
     this.current.set(key, { ticks: proc.cpuTicks, at });
     const before = this.previous.get(key);
-    if (!before || at <= before.at) return 0;
-    const seconds = (proc.cpuTicks - before.ticks) / this.clockTicksPerSecond;
-    return Math.max(0, Math.round((seconds / ((at - before.at) / 1000)) * 1000) / 10);
+    let percent = 0;
+    if (before && at > before.at) {
+      const seconds = (proc.cpuTicks - before.ticks) / this.clockTicksPerSecond;
+      percent = Math.max(0, Math.round((seconds / ((at - before.at) / 1000)) * 1000) / 10);
+    }
+    this.nextPercents.set(key, percent);
+    return percent;
   }
 
-  /** Ends a sample: what was measured now is what the next sample compares against. */
+  /** Ends a tick: what was measured now is what the next tick compares against. */
   rotate(): void {
     this.previous = this.current;
     this.current = new Map();
+    this.percents = this.nextPercents;
+    this.nextPercents = new Map();
   }
 }
 
@@ -57,11 +71,12 @@ export function measureTree(
   table: ProcessTable,
   cpu: CpuMeter,
   at: number,
+  tick: boolean,
 ): TreeFigures {
   const figures: ProcessFigures[] = members.map((proc) => ({
     proc,
     memory: metric === 'pss' ? table.pss(proc) ?? proc.rssBytes : proc.rssBytes,
-    cpu: cpu.percent(proc, at),
+    cpu: cpu.percent(proc, at, tick),
   }));
   return {
     rootPid,

@@ -305,10 +305,10 @@ export class Supervisor implements AppHost {
   }
 
   /**
-   * One pass over the process table: per-app tree figures, exits of adopted roots and, on ticks, the
-   * limits. Costs one /proc scan plus attribution, whatever the number of apps.
+   * One pass over the process table: per-app tree figures, exits of adopted roots and, on monitor ticks,
+   * CPU and the limits. Costs one /proc scan plus attribution, whatever the number of apps.
    */
-  private scan(enforce: boolean): void {
+  private scan(tick: boolean): void {
     const snapshot = this.table.scan();
     this.lastScanAt = snapshot.at;
     const live = [...this.apps.values()].filter((app) => app.instance !== null);
@@ -316,15 +316,15 @@ export class Supervisor implements AppHost {
     const figures = new Map<string, TreeFigures>();
     for (const app of live) {
       const instance = app.instance as Instance;
-      const tree = measureTree(members.get(instance.id) ?? [], instance.pid, app.spec.memoryMetric, this.table, this.cpu, snapshot.at);
+      const tree = measureTree(members.get(instance.id) ?? [], instance.pid, app.spec.memoryMetric, this.table, this.cpu, snapshot.at, tick);
       figures.set(app.name, tree);
       const rootAlive = tree.members.some((item) => item.proc.pid === instance.pid && item.proc.startTime === instance.startTime);
       // A root we spawned reports its own exit through the child handle; an adopted root is not our
       // child, so its exit is seen here.
       if (!rootAlive && instance.exited === null && app.status === 'online') app.rootExited(instance.id, null);
-      if (enforce && rootAlive && app.status === 'online' && !app.enforcing) this.checkLimits(app, instance, tree);
+      if (tick && rootAlive && app.status === 'online' && !app.enforcing) this.checkLimits(app, instance, tree);
     }
-    this.cpu.rotate();
+    if (tick) this.cpu.rotate();
     this.figures = figures;
   }
 

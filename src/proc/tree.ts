@@ -62,7 +62,8 @@ export function attribute(
   };
 
   // Roots first, then tags, then sessions: the strongest evidence claims a process.
-  const sessionUsable = new Set<string>();
+  /** Session id (= root pid) → the instance whose session it is, for the sessions that may be used. */
+  const sessions = new Map<number, InstanceRef>();
   for (const instance of instances) {
     const holder = snapshot.byPid.get(instance.rootPid);
     const isRoot =
@@ -73,19 +74,19 @@ export function attribute(
     if (isRoot) claim(holder, instance.id);
     // The session named by the root's pid is ours while the root is, or once the root is gone; if the
     // pid now belongs to a process that is not our root, so may its session.
-    if (isRoot || holder === undefined || !isAlive(holder)) sessionUsable.add(instance.id);
+    if (isRoot || holder === undefined || !isAlive(holder)) sessions.set(instance.rootPid, instance);
   }
   for (const proc of snapshot.byPid.values()) {
     const tags = tagsOf(proc);
     if (!tags?.instance || tags.home !== home) continue;
     if (byId.has(tags.instance)) claim(proc, tags.instance);
   }
-  for (const instance of instances) {
-    if (!sessionUsable.has(instance.id)) continue;
-    for (const proc of snapshot.byPid.values()) {
-      if (proc.sid !== instance.rootPid || proc.startTime < instance.rootStartTime || foreign(proc, instance.id)) continue;
-      claim(proc, instance.id);
-    }
+  // One pass over the processes whatever the number of instances: the cost of a tick grows with the
+  // processes on the machine, not with apps × processes.
+  for (const proc of snapshot.byPid.values()) {
+    const instance = sessions.get(proc.sid);
+    if (!instance || proc.startTime < instance.rootStartTime || foreign(proc, instance.id)) continue;
+    claim(proc, instance.id);
   }
 
   const children = childrenByParent(snapshot);
