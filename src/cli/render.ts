@@ -6,9 +6,15 @@ import { formatBytes, formatDuration } from '../config/units.js';
 import { unreachable } from '../errors.js';
 import type { AgentEvent, AppDetail, AppStatus, AppSummary, ExitRecord } from '../protocol.js';
 
-export function renderTable(rows: string[][]): string {
+export function renderTable(rows: string[][], decorate: (row: number, column: number, padded: string) => string = (_r, _c, cell) => cell): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((row, rowIndex) =>
+      row
+        .map((cell, column) => decorate(rowIndex, column, column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
+        .join('  '),
+    )
+    .join('\n');
 }
 
 const useColor = process.stdout.isTTY === true && !('NO_COLOR' in process.env);
@@ -39,14 +45,11 @@ export function renderList(apps: AppSummary[]): string {
     app.limits.children !== null ? `${app.processes} (≤${app.limits.children + 1})` : String(app.processes),
     describeExit(app.lastExit),
   ]);
-  const table = renderTable([header, ...rows]).split('\n');
-  // Colour after padding, so escape codes do not skew the column widths.
-  return table
-    .map((line, index) => {
-      const app = apps[index - 1];
-      return app ? line.replace(app.status, colorStatus(app.status, app.status)) : line;
-    })
-    .join('\n');
+  return renderTable([header, ...rows], (row, column, cell) => {
+    const app = apps[row - 1];
+    // Colour after padding, so escape codes do not skew the column widths.
+    return app && column === 1 ? colorStatus(app.status, cell) : cell;
+  });
 }
 
 export function renderDetail(app: AppDetail): string {

@@ -56,13 +56,14 @@ export class EventBus {
 
   private append(event: AgentEvent): void {
     const line = `${JSON.stringify(event)}\n`;
+    const bytes = Buffer.byteLength(line);
     try {
-      if (this.fileBytes + line.length > this.maxFileBytes) {
+      if (this.fileBytes > 0 && this.fileBytes + bytes > this.maxFileBytes) {
         renameSync(this.options.file, `${this.options.file}.1`);
         this.fileBytes = 0;
       }
       appendFileSync(this.options.file, line, { mode: 0o600 });
-      this.fileBytes += Buffer.byteLength(line);
+      this.fileBytes += bytes;
     } catch {
       // the on-disk log is best effort: a full disk must not stop supervision
     }

@@ -64,7 +64,11 @@ export function evaluateLimits(spec: LimitSpec, figures: TreeFigures, state: Bre
     }
   }
   if (overMemory && spec.maxMemoryBytes !== null && next.memoryTicks >= spec.memoryBreachTicks) {
-    return { state: reset(next, 'memory-limit'), decision: decide(spec, 'memory-limit', figures.memory, spec.maxMemoryBytes, largestDescendant(figures), next) };
+    // Ending the largest descendant only helps if the tree is then under the limit; otherwise the
+    // breach is the root's own and only a restart ends it.
+    const largest = largestDescendant(figures);
+    const helps = largest.some((item) => figures.memory - subtreeMemory(figures, item) <= (spec.maxMemoryBytes as number));
+    return { state: reset(next, 'memory-limit'), decision: decide(spec, 'memory-limit', figures.memory, spec.maxMemoryBytes, helps ? largest : [], next) };
   }
   return { state: next, decision: { kind: 'none' } };
 }
@@ -101,6 +105,19 @@ export function newestDescendants(figures: TreeFigures, count: number): ProcessF
     .filter((item) => item !== root)
     .sort((a, b) => b.proc.startTime - a.proc.startTime || b.proc.pid - a.proc.pid)
     .slice(0, Math.max(0, count));
+}
+
+/** Memory of a member and everything below it: what ending it (its subtree goes too) gives back. */
+function subtreeMemory(figures: TreeFigures, top: ProcessFigures): number {
+  const below = new Map<number, ProcessFigures[]>();
+  for (const item of figures.members) below.set(item.proc.ppid, [...(below.get(item.proc.ppid) ?? []), item]);
+  let total = 0;
+  const queue = [top];
+  for (let next = queue.pop(); next; next = queue.pop()) {
+    total += next.memory;
+    queue.push(...(below.get(next.proc.pid) ?? []));
+  }
+  return total;
 }
 
 function rootOf(figures: TreeFigures): ProcessFigures | undefined {

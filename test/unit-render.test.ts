@@ -1,0 +1,262 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { describeEvent, describeExit, renderDetail, renderList } from '../src/cli/render.js';
+import { EVENT_TYPES, type AgentEvent, type AppDetail, type AppSummary, type EventType, type ExitRecord } from '../src/protocol.js';
+
+const MB = 1024 * 1024;
+const AT = '2025-01-02T03:04:05.678Z';
+const INSTANCE = 'f00dbabe1234';
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+function plain(text: string): string {
+  return text.replace(ANSI, '');
+}
+
+function event(type: EventType, reason: string | null, data: Record<string, unknown>, app: string | null = 'bot'): AgentEvent {
+  return { type, app, instance: app === null ? null : INSTANCE, at: AT, reason, data };
+}
+
+/**
+ * One typical event per type and the facts its line must show. Typed by EventType so that a new type
+ * without a sample fails the typecheck, and the loop below fails at run time.
+ */
+const SAMPLES: Record<EventType, { event: AgentEvent; facts: string[] }> = {
+  state: { event: event('state', null, { from: 'online', to: 'stopping' }), facts: ['online', 'stopping'] },
+  spawn: { event: event('spawn', null, { pid: 4242 }), facts: ['started', 'pid 4242'] },
+  exit: { event: event('exit', 'crashed', { code: 3, signal: null, uptimeMs: 65_000, leftovers: 0 }), facts: ['crashed', 'code 3', 'after 1m'] },
+  adopt: { event: event('adopt', null, { pid: 777 }), facts: ['adopted', 'pid 777'] },
+  'leftovers-killed': { event: event('leftovers-killed', null, { count: 4 }), facts: ['killed 4 process(es)', 'left behind'] },
+  'limit-breach': {
+    event: event('limit-breach', 'memory-limit', { measured: 540 * MB, limit: 200 * MB, action: 'restart' }),
+    facts: ['memory-limit', '540 MB > 200 MB', 'action restart'],
+  },
+  'offender-killed': {
+    event: event('offender-killed', 'children-limit', { pids: [301, 302], memory: [MB, MB], ended: 2 }),
+    facts: ['301, 302', 'children-limit', 'keeps running'],
+  },
+  backoff: { event: event('backoff', null, { delayMs: 4_000, unstableExits: 3 }), facts: ['4000 ms', '3 in a row'] },
+  'give-up': { event: event('give-up', null, { restartsInWindow: 5, windowMs: 600_000, maxRestarts: 5 }), facts: ['gave up', '5 restarts', '10m', 'errored'] },
+  daemon: { event: event('daemon', 'started', { pid: 99, version: '0.1.0' }, null), facts: ['daemon started', 'pid 99'] },
+};
+
+describe('describeEvent', () => {
+  for (const type of EVENT_TYPES) {
+    test(`renders ${type} with its key facts`, () => {
+      const sample = SAMPLES[type];
+      assert.ok(sample, `no sample for event type ${type}: add one (and a rendering)`);
+      const line = plain(describeEvent(sample.event));
+      assert.ok(line.startsWith(AT), line);
+      assert.ok(line.includes(type), `the type is shown: ${line}`);
+      assert.ok(!line.includes('undefined') && !line.includes('NaN') && !line.includes('[object'), `no placeholder leaks: ${line}`);
+      for (const fact of sample.facts) assert.ok(line.includes(fact), `expected '${fact}' in: ${line}`);
+      assert.ok(!line.includes('\n'), 'one line per event');
+    });
+  }
+
+  test('a type it does not know is refused, not rendered silently', () => {
+    assert.throws(() => describeEvent(event('no-such-type' as EventType, null, {})));
+  });
+
+  test('names the app and a short instance id, or the daemon', () => {
+    const line = describeEvent(SAMPLES.spawn.event);
+    assert.ok(line.includes(`bot#${INSTANCE.slice(0, 6)}`), line);
+    assert.ok(!line.includes(INSTANCE), line);
+    assert.ok(describeEvent({ ...SAMPLES.spawn.event, instance: null }).includes('bot '));
+    assert.match(describeEvent(SAMPLES.daemon.event), new RegExp(`^${AT}\\s+daemon\\s+daemon\\s+daemon started`));
+  });
+
+  test('limit-breach for children shows the counts and the action', () => {
+    const line = describeEvent(event('limit-breach', 'children-limit', { measured: 12, limit: 10, action: 'contain' }));
+    assert.ok(line.includes('children-limit: 12 children > 10; action contain'), line);
+  });
+
+  test('limit-breach with kill-offender names the action', () => {
+    const line = describeEvent(event('limit-breach', 'memory-limit', { measured: 1.5 * 1024 * MB, limit: 1024 * MB, action: 'kill-offender' }));
+    assert.ok(line.includes('1.5 GB > 1.0 GB; action kill-offender'), line);
+  });
+
+  test('exit by a signal shows the reason and the signal', () => {
+    const line = describeEvent(event('exit', 'killed-by-signal', { code: null, signal: 'SIGKILL', uptimeMs: 2_000 }));
+    assert.ok(line.includes('exited: killed-by-signal (SIGKILL) after 2s'), line);
+  });
+
+  test('exit with code 0 shows the code', () => {
+    const line = describeEvent(event('exit', 'exited', { code: 0, signal: null }));
+    assert.ok(line.includes('exited: exited (code 0)'), line);
+  });
+
+  test('exit at a limit shows the measured figure against the limit', () => {
+    const memory = describeEvent(event('exit', 'memory-limit', { code: null, signal: 'SIGTERM', measured: 540 * MB, limit: 200 * MB, uptimeMs: 30_000 }));
+    assert.ok(memory.includes('memory-limit (SIGTERM), 540 MB > 200 MB after 30s'), memory);
+    const children = describeEvent(event('exit', 'children-limit', { code: null, signal: 'SIGKILL', measured: 40, limit: 10 }));
+    assert.ok(children.includes('children-limit (SIGKILL), 40 children > 10'), children);
+  });
+
+  test('a failed spawn shows its message', () => {
+    const line = describeEvent(event('exit', 'spawn-failed', { message: 'ENOENT: no such file' }));
+    assert.ok(line.includes('exited: spawn-failed: ENOENT: no such file'), line);
+  });
+
+  test('leftovers found while no daemon ran say so', () => {
+    const line = describeEvent(event('leftovers-killed', 'daemon-down', { count: 2 }));
+    assert.ok(line.includes('killed 2 process(es) left behind while no daemon ran'), line);
+    assert.ok(!describeEvent(SAMPLES['leftovers-killed'].event).includes('while no daemon ran'));
+  });
+
+  test('daemon exiting shows the reason', () => {
+    assert.ok(describeEvent(event('daemon', 'exiting', { pid: 12, mode: 'stop' }, null)).includes('daemon exiting (pid 12)'));
+  });
+});
+
+function summary(fields: Partial<AppSummary> & { name: string }): AppSummary {
+  return {
+    status: 'online',
+    pid: 1234,
+    restarts: 0,
+    uptimeMs: 90_000,
+    memory: 50 * MB,
+    processes: 1,
+    cpu: 12.4,
+    limits: { memory: null, children: null },
+    lastExit: null,
+    ...fields,
+  };
+}
+
+function exitRecord(fields: Partial<ExitRecord>): ExitRecord {
+  return { code: null, signal: null, reason: 'exited', limit: null, at: AT, instance: INSTANCE, uptimeMs: 1_000, leftovers: 0, ...fields };
+}
+
+/** The list as rows of cells: columns are separated by two spaces or more, cells hold at most single spaces. */
+function cells(text: string): string[][] {
+  return plain(text)
+    .split('\n')
+    .map((line) => line.split(/ {2,}/));
+}
+
+describe('renderList', () => {
+  const HEADER = ['name', 'status', 'pid', 'uptime', 'restarts', 'memory', 'cpu', 'procs', 'last exit'];
+
+  test('no apps: says how to start one', () => {
+    assert.match(renderList([]), /no apps/);
+    assert.match(renderList([]), /agentpm start/);
+  });
+
+  test('a header and one row per app, in order', () => {
+    const apps = [summary({ name: 'alpha' }), summary({ name: 'beta', pid: 2 }), summary({ name: 'gamma', pid: 3 })];
+    const rows = cells(renderList(apps));
+    assert.equal(rows.length, 4);
+    assert.deepEqual(rows[0], HEADER);
+    assert.deepEqual(rows.slice(1).map((row) => row[0]), ['alpha', 'beta', 'gamma']);
+    for (const row of rows) assert.equal(row.length, HEADER.length, `row ${JSON.stringify(row)}`);
+  });
+
+  test('a running app shows its figures', () => {
+    const [, row] = cells(renderList([summary({ name: 'bot', restarts: 2, processes: 3, cpu: 12.4 })]));
+    assert.deepEqual(row, ['bot', 'online', '1234', '1m', '2', '50.0 MB', '12%', '3', '-']);
+  });
+
+  test("a stopped app shows '-' for what it does not have", () => {
+    const stopped = summary({ name: 'idle', status: 'stopped', pid: null, uptimeMs: null, memory: 0, processes: 0, cpu: 0, restarts: 1 });
+    const [, row] = cells(renderList([stopped]));
+    assert.deepEqual(row, ['idle', 'stopped', '-', '-', '1', '-', '-', '0', '-']);
+  });
+
+  test('shows the memory limit next to the memory, and the process limit (root included)', () => {
+    const limited = summary({ name: 'capped', memory: 540 * MB, processes: 4, limits: { memory: 200 * MB, children: 10 } });
+    const [, row] = cells(renderList([limited]));
+    assert.equal(row?.[5], '540 MB / 200 MB');
+    assert.equal(row?.[7], '4 (≤11)');
+  });
+
+  test('an app without limits shows no limit', () => {
+    const [, row] = cells(renderList([summary({ name: 'free', processes: 2 })]));
+    assert.equal(row?.[5], '50.0 MB');
+    assert.equal(row?.[7], '2');
+  });
+
+  test('the last exit is described', () => {
+    const app = summary({ name: 'bot', lastExit: exitRecord({ reason: 'memory-limit', signal: 'SIGTERM', limit: { measured: 540 * MB, limit: 200 * MB } }) });
+    const [, row] = cells(renderList([app]));
+    assert.equal(row?.[8], 'memory-limit (540 MB > 200 MB)');
+  });
+
+  test('columns line up whatever the name lengths', () => {
+    const text = plain(renderList([summary({ name: 'a' }), summary({ name: 'a-much-longer-name' })]));
+    const lines = text.split('\n');
+    const statusAt = lines.map((line) => line.search(/status|online/));
+    assert.equal(new Set(statusAt).size, 1, text);
+  });
+});
+
+describe('describeExit', () => {
+  test('no exit yet', () => {
+    assert.equal(describeExit(null), '-');
+  });
+
+  test('a memory-limit exit shows measured > limit', () => {
+    assert.equal(describeExit(exitRecord({ reason: 'memory-limit', signal: 'SIGTERM', limit: { measured: 540 * MB, limit: 200 * MB } })), 'memory-limit (540 MB > 200 MB)');
+  });
+
+  test('a children-limit exit shows the children against the limit', () => {
+    assert.equal(describeExit(exitRecord({ reason: 'children-limit', signal: 'SIGKILL', limit: { measured: 12, limit: 10 } })), 'children-limit (12 children > 10)');
+  });
+
+  test('otherwise the reason with the signal or the code', () => {
+    assert.equal(describeExit(exitRecord({ reason: 'killed-by-signal', signal: 'SIGKILL' })), 'killed-by-signal (SIGKILL)');
+    assert.equal(describeExit(exitRecord({ reason: 'crashed', code: 1 })), 'crashed (code 1)');
+    assert.equal(describeExit(exitRecord({ reason: 'exited', code: 0 })), 'exited (code 0)');
+    assert.equal(describeExit(exitRecord({ reason: 'vanished' })), 'vanished');
+  });
+});
+
+describe('renderDetail', () => {
+  const detail: AppDetail = {
+    ...summary({ name: 'bot', memory: 540 * MB, processes: 3, limits: { memory: 200 * MB, children: 10 } }),
+    instance: INSTANCE,
+    nextStartAt: null,
+    definition: {
+      name: 'bot',
+      script: '/srv/bot.js',
+      args: ['--fast'],
+      cwd: '/srv',
+      interpreter: null,
+      interpreterArgs: [],
+      env: { MODE: 'prod' },
+      stopSignal: 'SIGTERM',
+      killTimeoutMs: 10_000,
+      autorestart: true,
+      restartDelayMs: 1_000,
+      maxRestartDelayMs: 60_000,
+      minUptimeMs: 30_000,
+      maxRestarts: null,
+      restartWindowMs: 600_000,
+      maxMemoryBytes: 200 * MB,
+      maxChildren: 10,
+      memoryMetric: 'rss',
+      memoryBreachTicks: 2,
+      childrenBreachTicks: 1,
+      onLimit: 'restart',
+    },
+    logs: { out: '/logs/bot.out.log', err: '/logs/bot.err.log' },
+    tree: [
+      { pid: 1234, ppid: 1, rss: 40 * MB, cpu: 5, cmd: 'node /srv/bot.js' },
+      { pid: 1300, ppid: 1234, rss: 500 * MB, cpu: 80, cmd: 'chromium --headless' },
+    ],
+    exits: [exitRecord({ reason: 'memory-limit', signal: 'SIGTERM', limit: { measured: 540 * MB, limit: 200 * MB }, uptimeMs: 120_000, leftovers: 2 })],
+  };
+
+  test('shows the figures with their limits, the tree nested, and the exits', () => {
+    const text = plain(renderDetail(detail));
+    assert.ok(text.startsWith(`bot: online (pid 1234, instance ${INSTANCE})`), text);
+    assert.ok(text.includes('540 MB in 3 process(es), limit 200 MB, children limit 10'), text);
+    assert.ok(text.includes('/srv/bot.js --fast'), text);
+    assert.ok(text.includes('MODE=prod'), text);
+    const child = text.split('\n').find((line) => line.includes('chromium'));
+    const root = text.split('\n').find((line) => line.includes('node /srv/bot.js'));
+    assert.ok(child && root, text);
+    assert.ok(child.indexOf('chromium') > root.indexOf('node /srv/bot.js'), 'a child is indented under its parent');
+    assert.ok(text.includes('memory-limit (540 MB > 200 MB)  after 2m, 2 left behind (killed)'), text);
+  });
+});
