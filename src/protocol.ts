@@ -8,6 +8,9 @@
  * `subscribe`, the daemon also sends `{push: 'event', event}` frames on that connection.
  */
 import type { ErrorPayload } from './errors.js';
+import type { MachineMemory } from './proc/machine.js';
+
+export type { MachineMemory } from './proc/machine.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -135,6 +138,10 @@ export interface DaemonStatus {
   uptimeMs: number;
   home: string;
   apps: number;
+  /** The daemon's own resident memory, in bytes. */
+  rss: number;
+  tickMs: number;
+  machine: MachineMemory;
 }
 
 export type Target = { all: true } | { names: string[] };

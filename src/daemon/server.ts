@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { AgentpmError, toErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import type { HomePaths } from '../home.js';
+import { readMachineMemory } from '../proc/machine.js';
 import { PROTOCOL_VERSION, type EventPush, type Request, type Response, type ResultMap } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { parseRequest } from './requests.js';
@@ -136,6 +137,9 @@ export class ControlServer {
           uptimeMs: Date.now() - this.startedAt,
           home: this.paths.home,
           apps: supervisor.appCount,
+          rss: process.memoryUsage.rss(),
+          tickMs: supervisor.tickMs,
+          machine: readMachineMemory(),
         };
       case 'ls':
         return supervisor.list();
