@@ -82,6 +82,11 @@ export interface AppSpec {
   childrenBreachTicks: number;
   /** 'restart' the app, or first try 'kill-offender' (the largest or newest descendants) and keep it. */
   onLimit: LimitAction;
+  /**
+   * Reap automatically (default). False: processes that detached themselves from the tree (own session,
+   * reparented to init) are deliberately left behind: not ended by stop/restart, not swept as orphans.
+   */
+  reap: boolean;
 }
 
 export const MEMORY_METRICS = ['rss', 'pss'] as const;
@@ -158,6 +163,7 @@ export const EVENT_TYPES = [
   'leftovers-killed',
   'limit-breach',
   'offender-killed',
+  'orphans-reaped',
   'backoff',
   'give-up',
   'daemon',
@@ -172,6 +178,71 @@ export interface AgentEvent {
   at: string;
   reason: string | null;
   data: Record<string, unknown>;
+}
+
+/** Why a process is an orphan. */
+export const ORPHAN_REASONS = [
+  /** Tagged with an instance of a registered app that is no longer its live instance. */
+  'instance-ended',
+  /** Tagged with an app this home's registry does not have (deleted, or never registered). */
+  'app-unknown',
+  /** Not tagged: orphaned (parent is init or a subreaper) and its command matched --match. */
+  'unmanaged-match',
+] as const;
+export type OrphanReason = (typeof ORPHAN_REASONS)[number];
+
+export interface OrphanInfo {
+  pid: number;
+  ppid: number;
+  /** Identity as listed: a later kill is refused if the pid then has another start time. */
+  startTime: number;
+  app: string | null;
+  instance: string | null;
+  home: string | null;
+  startedAt: string;
+  ageMs: number;
+  rss: number;
+  cmd: string;
+  why: OrphanReason;
+  /** Listed because it descends from this orphan (it did not qualify by itself), or null. */
+  via: number | null;
+}
+
+export interface UnmanagedReap {
+  /** A regular expression the command line must match. */
+  match: string;
+  olderThanMs: number;
+}
+
+export interface ReapOptions {
+  app: string | null;
+  dryRun: boolean;
+  /** Also processes of other AGENTPM_HOMEs (other daemons of this user). */
+  allHomes: boolean;
+  unmanaged: UnmanagedReap | null;
+  /** Only these processes (as listed earlier, pid + start time), if they are still orphans. */
+  only: { pid: number; startTime: number }[] | null;
+  graceMs: number;
+}
+
+export interface ReapResult {
+  /** True when the daemon did it; false when the CLI did it alone because no daemon was running. */
+  daemon: boolean;
+  dryRun: boolean;
+  found: OrphanInfo[];
+  /** Processes that were ended (0 on a dry run). */
+  ended: number;
+  /** Processes still alive after SIGKILL (stuck in the kernel). */
+  survivors: number;
+  /** Listed processes that were no longer the same process or no longer orphans: left alone. */
+  skipped: { pid: number; startTime: number; why: string }[];
+}
+
+export interface DaemonSettings {
+  /** Period of the automatic sweep for orphans, ms. */
+  reapIntervalMs: number;
+  /** Unmanaged patterns swept periodically (opt-in, from a config file's top-level `reap`). */
+  unmanaged: UnmanagedReap[];
 }
 
 /** A frame the daemon sends on its own, on a connection that subscribed. */
@@ -192,6 +263,8 @@ export type Request =
   | { id: number; type: 'signal'; name: string; signal: string }
   | { id: number; type: 'events'; app: string | null; limit: number }
   | { id: number; type: 'subscribe'; app: string | null }
+  | { id: number; type: 'reap'; options: ReapOptions }
+  | { id: number; type: 'settings'; settings: Partial<DaemonSettings> }
   | { id: number; type: 'kill' }
   | { id: number; type: 'daemon-stop' };
 
@@ -214,6 +287,8 @@ export interface ResultMap {
   signal: ActionResult;
   events: AgentEvent[];
   subscribe: Record<string, never>;
+  reap: ReapResult;
+  settings: DaemonSettings;
   kill: ActionResult;
   'daemon-stop': Record<string, never>;
 }

@@ -73,6 +73,7 @@ describe('resolveApps: accepted configs', () => {
       memoryBreachTicks: 2,
       childrenBreachTicks: 1,
       onLimit: 'restart',
+      reap: true,
     } satisfies AppSpec);
   });
 

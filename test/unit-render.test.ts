@@ -35,6 +35,10 @@ const SAMPLES: Record<EventType, { event: AgentEvent; facts: string[] }> = {
     event: event('offender-killed', 'children-limit', { pids: [301, 302], memory: [MB, MB], ended: 2 }),
     facts: ['301, 302', 'children-limit', 'keeps running'],
   },
+  'orphans-reaped': {
+    event: event('orphans-reaped', 'instance-ended', { count: 2, survivors: 0, pids: [501, 502], memory: 3 * MB }),
+    facts: ['reaped 2', 'instance-ended', '501, 502'],
+  },
   backoff: { event: event('backoff', null, { delayMs: 4_000, unstableExits: 3 }), facts: ['4000 ms', '3 in a row'] },
   'give-up': { event: event('give-up', null, { restartsInWindow: 5, windowMs: 600_000, maxRestarts: 5 }), facts: ['gave up', '5 restarts', '10m', 'errored'] },
   daemon: { event: event('daemon', 'started', { pid: 99, version: '0.1.0' }, null), facts: ['daemon started', 'pid 99'] },
@@ -238,6 +242,7 @@ describe('renderDetail', () => {
       memoryBreachTicks: 2,
       childrenBreachTicks: 1,
       onLimit: 'restart',
+      reap: true,
     },
     logs: { out: '/logs/bot.out.log', err: '/logs/bot.err.log' },
     tree: [

@@ -8,7 +8,8 @@ import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';
-import type { AgentEvent, AppSpec, RequestBody, ResultMap, Target } from '../protocol.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { AgentEvent, RequestBody, ResultMap, Target } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { DaemonClient } from './client.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
@@ -82,7 +83,7 @@ interface StartOptions {
   json?: boolean;
 }
 
-async function specsForStart(target: string, args: string[], options: StartOptions): Promise<AppSpec[]> {
+async function specsForStart(target: string, args: string[], options: StartOptions): Promise<LoadedConfig> {
   const { isConfigFile, loadConfigFile } = await import('../config/load.js');
   if (isConfigFile(target)) {
     const scriptOnly = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'onLimit'] as const;
@@ -113,7 +114,7 @@ async function specsForStart(target: string, args: string[], options: StartOptio
   if (options.onLimit !== undefined) app['onLimit'] = options.onLimit;
   const baseDir = process.cwd();
   if (options.cwd !== undefined) app['cwd'] = resolve(baseDir, options.cwd);
-  return resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() });
+  return { apps: resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() }), settings: null };
 }
 
 /** Waits (bounded) until the daemon process is gone, not only its socket. */
@@ -167,8 +168,9 @@ program
   .option('--json', 'print the app list as JSON')
   .addHelpText('after', '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts')
   .action(async (target: string, args: string[], options: StartOptions) => {
-    const apps = await specsForStart(target, args, options);
+    const { apps, settings } = await specsForStart(target, args, options);
     const list = await withDaemon(true, async (client) => {
+      if (settings) await client.request({ type: 'settings', settings });
       await client.request({ type: 'start', apps, replace: options.replace === true });
       return client.request({ type: 'ls' });
     });
@@ -278,6 +280,51 @@ program
     } finally {
       client.close();
     }
+  });
+
+program
+  .command('reap')
+  .description('find orphaned agent processes and end them (TERM, grace, KILL)')
+  .option('--dry-run', 'list what would be ended; end nothing')
+  .option('--json', 'machine-readable output')
+  .option('--app <name>', "only this app's orphans")
+  .option('--unmanaged', 'processes not started by agentpm: orphaned (parent is init or a subreaper), needs --match')
+  .option('--match <regex>', 'with --unmanaged: the command line must match this regular expression')
+  .option('--older-than <duration>', 'with --unmanaged: only processes at least this old (default 1m)')
+  .option('--all-homes', 'also processes of other AGENTPM_HOMEs (other daemons of yours)')
+  .option('--pid <pid:start...>', 'only these, as listed by an earlier --dry-run --json (pid:startTime)')
+  .option('--grace <duration>', 'time between SIGTERM and SIGKILL (default 5s)')
+  .addHelpText(
+    'after',
+    `
+Managed orphans are processes agentpm started (tagged with an AGENTPM_INSTANCE of this home) whose
+instance is no longer live: it stopped, crashed or was replaced, or its app was deleted. The daemon also
+reaps them by itself after every stop, restart and crash and every 30 s, except for apps with
+\`reap: false\`. Unmanaged orphans were never agentpm's: leaked MCP servers of agent runs started by hand.
+They are only looked for with --match, and never include the daemon, this command or their ancestors,
+or another user's processes.
+
+Exit status: 0 nothing found, 2 orphans found (and ended, unless --dry-run), 1 error.
+Works without a running daemon (from the process table and registry.json) and says so.
+
+Examples:
+  agentpm reap --dry-run                          # list agentpm's orphans, end nothing
+  agentpm reap --app bot                          # end the orphans of bot's old instances
+  agentpm reap --unmanaged --match 'mcp-server|@modelcontextprotocol' --older-than 10m --dry-run
+  agentpm reap --dry-run --json > list.json; agentpm reap --pid 4242:1234567   # review, then end exactly those`,
+  )
+  .action(async (options: { dryRun?: boolean; json?: boolean; app?: string; unmanaged?: boolean; match?: string; olderThan?: string; allHomes?: boolean; pid?: string[]; grace?: string }) => {
+    const { runReap } = await import('./reap.js');
+    process.exitCode = await runReap(paths, options);
+  });
+
+program
+  .command('monit')
+  .description('live dashboard: apps, whole-tree memory and children, process trees, events, logs; keys act on the selected app')
+  .action(async () => {
+    // Loaded here so that no other command pays for blessed.
+    const { runMonit } = await import('../tui/monit.js');
+    await runMonit(paths);
   });
 
 program

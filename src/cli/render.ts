@@ -100,6 +100,11 @@ function numberOf(data: Record<string, unknown>, key: string): number {
 /** One line per event, for people; `events --json` prints the events themselves. */
 export function describeEvent(event: AgentEvent): string {
   const who = event.app ? `${event.app}${event.instance ? `#${event.instance.slice(0, 6)}` : ''}` : 'daemon';
+  return `${event.at}  ${who.padEnd(20)} ${event.type.padEnd(16)} ${describeEventText(event)}`;
+}
+
+/** What happened, without when and to whom: shared by `events` and `monit`. */
+export function describeEventText(event: AgentEvent): string {
   const data = event.data;
   let text: string;
   switch (event.type) {
@@ -128,6 +133,9 @@ export function describeEvent(event: AgentEvent): string {
     case 'offender-killed':
       text = `ended offending process(es) ${(data['pids'] as number[] | undefined)?.join(', ') ?? ''} (${String(event.reason)}); the app keeps running`;
       break;
+    case 'orphans-reaped':
+      text = `reaped ${numberOf(data, 'count')} orphaned process(es) (${String(event.reason)})${Array.isArray(data['pids']) ? `: ${(data['pids'] as number[]).join(', ')}` : ''}`;
+      break;
     case 'backoff':
       text = `restarting in ${numberOf(data, 'delayMs')} ms (unstable exit ${numberOf(data, 'unstableExits')} in a row)`;
       break;
@@ -140,5 +148,5 @@ export function describeEvent(event: AgentEvent): string {
     default:
       return unreachable(event.type);
   }
-  return `${event.at}  ${who.padEnd(20)} ${event.type.padEnd(16)} ${text}`;
+  return text;
 }

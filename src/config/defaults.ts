@@ -16,7 +16,15 @@ export const DEFAULTS = {
   memoryBreachTicks: 2,
   childrenBreachTicks: 1,
   onLimit: 'restart',
+  reap: true,
 } as const;
+
+/** The daemon's automatic sweep for orphans. */
+export const DEFAULT_REAP_INTERVAL_MS = 30_000;
+/** Unmanaged orphans younger than this are left alone unless --older-than says otherwise. */
+export const DEFAULT_UNMANAGED_MIN_AGE_MS = 60_000;
+/** Grace between TERM and KILL when reaping orphans. */
+export const DEFAULT_REAP_GRACE_MS = 5_000;
 
 /** The daemon's monitor tick (AGENTPM_TICK_MS): one /proc pass per tick, limits checked per tick. */
 export const DEFAULT_TICK_MS = 500;

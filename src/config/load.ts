@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AgentpmError } from '../errors.js';
-import type { AppSpec } from '../protocol.js';
-import { resolveApps } from './resolve.js';
+import type { AppSpec, DaemonSettings } from '../protocol.js';
+import { resolveApps, resolveReapSettings } from './resolve.js';
 
 const CONFIG_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json'];
 
@@ -20,10 +20,17 @@ export function isConfigFile(path: string): boolean {
   return extension === '.json' || name.startsWith('ecosystem.') || name.slice(0, -extension.length).endsWith('.config');
 }
 
-export async function loadConfigFile(path: string, baseEnv: Record<string, string>): Promise<AppSpec[]> {
+export interface LoadedConfig {
+  apps: AppSpec[];
+  /** From the top-level `reap` section, if any. */
+  settings: Partial<DaemonSettings> | null;
+}
+
+export async function loadConfigFile(path: string, baseEnv: Record<string, string>): Promise<LoadedConfig> {
   const file = resolve(path);
   const exported = await importConfig(file);
-  return resolveApps(exported, { source: file, baseDir: dirname(file), baseEnv });
+  const apps = resolveApps(exported, { source: file, baseDir: dirname(file), baseEnv });
+  return { apps, settings: resolveReapSettings(exported, file) };
 }
 
 async function importConfig(file: string): Promise<unknown> {

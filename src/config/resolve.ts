@@ -7,8 +7,8 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec } from '../protocol.js';
-import { DEFAULTS } from './defaults.js';
+import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type DaemonSettings } from '../protocol.js';
+import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { parseDuration, parseSize } from './units.js';
 
 export interface ResolveContext {
@@ -41,6 +41,7 @@ const APP_FIELDS = [
   'memoryBreachTicks',
   'childrenBreachTicks',
   'onLimit',
+  'reap',
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -144,8 +145,12 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
   if (typeof stopSignal !== 'string' || !(stopSignal in constants.signals)) {
     problem('stopSignal', `expected a signal name such as 'SIGTERM', 'SIGINT' or 'SIGHUP', got ${show(stopSignal)}`);
   }
-  const autorestart = app['autorestart'] ?? DEFAULTS.autorestart;
-  if (typeof autorestart !== 'boolean') problem('autorestart', `expected true or false, got ${show(autorestart)}`);
+  const flag = (field: string, fallback: boolean): boolean => {
+    const value = app[field] ?? fallback;
+    if (typeof value === 'boolean') return value;
+    problem(field, `expected true or false, got ${show(value)}`);
+    return fallback;
+  };
 
   const duration = (field: string, fallback: number): number => {
     const value = app[field];
@@ -189,7 +194,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     baseEnv: context.baseEnv,
     stopSignal: String(stopSignal),
     killTimeoutMs: duration('killTimeout', DEFAULTS.killTimeout),
-    autorestart: autorestart === true,
+    autorestart: flag('autorestart', DEFAULTS.autorestart),
     restartDelayMs: duration('restartDelay', DEFAULTS.restartDelay),
     maxRestartDelayMs: duration('maxRestartDelay', DEFAULTS.maxRestartDelay),
     minUptimeMs: duration('minUptime', DEFAULTS.minUptime),
@@ -201,6 +206,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     memoryBreachTicks: count('memoryBreachTicks', false) ?? DEFAULTS.memoryBreachTicks,
     childrenBreachTicks: count('childrenBreachTicks', false) ?? DEFAULTS.childrenBreachTicks,
     onLimit: choice('onLimit', LIMIT_ACTIONS, DEFAULTS.onLimit),
+    reap: flag('reap', DEFAULTS.reap),
   };
   return problems.length === before ? spec : null;
 }
@@ -208,6 +214,50 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
 /** Splits an argument string like a shell would for simple cases: spaces separate, quotes group. */
 function splitArgs(input: string): string[] {
   return [...input.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((match) => match[1] ?? match[2] ?? match[3] ?? '');
+}
+
+/** The config's top-level `reap` section: daemon settings, validated like the apps. */
+export function resolveReapSettings(config: unknown, source: string): Partial<DaemonSettings> | null {
+  const section = (config as Record_)['reap'];
+  if (section === undefined) return null;
+  const problems: string[] = [];
+  const where = `${source}: reap`;
+  if (typeof section !== 'object' || section === null || Array.isArray(section)) {
+    throw new AgentpmError('invalid-config', `${where}: expected an object such as { interval: '30s', unmanaged: [{ match: 'mcp-server', olderThan: '10m' }] }`);
+  }
+  const settings: Partial<DaemonSettings> = {};
+  const { interval, unmanaged, ...rest } = section as Record_;
+  for (const key of Object.keys(rest)) {
+    const suggestion = closest(key, ['interval', 'unmanaged']);
+    problems.push(`${where}: unknown field \`${key}\`${suggestion ? `; did you mean \`${suggestion}\`?` : ''}`);
+  }
+  if (interval !== undefined) {
+    const parsed = typeof interval === 'string' || typeof interval === 'number' ? parseDuration(interval) : { ok: false as const, message: `expected a duration, got ${show(interval)}` };
+    if (parsed.ok && parsed.value >= 1000) settings.reapIntervalMs = parsed.value;
+    else problems.push(`${where}.interval: ${parsed.ok ? `must be at least 1s, got ${show(interval)}` : parsed.message}`);
+  }
+  if (unmanaged !== undefined) {
+    if (!Array.isArray(unmanaged)) problems.push(`${where}.unmanaged: expected an array of { match, olderThan }, got ${show(unmanaged)}`);
+    else {
+      settings.unmanaged = [];
+      unmanaged.forEach((entry: unknown, index) => {
+        const at = `${where}.unmanaged[${index}]`;
+        const { match, olderThan } = (entry ?? {}) as Record_;
+        if (typeof match !== 'string' || match === '') return problems.push(`${at}.match: required, a regular expression matched against command lines`);
+        try {
+          new RegExp(match);
+        } catch (error) {
+          return problems.push(`${at}.match: not a valid regular expression: ${(error as Error).message}`);
+        }
+        const age = olderThan === undefined ? { ok: true as const, value: DEFAULT_UNMANAGED_MIN_AGE_MS } : typeof olderThan === 'string' || typeof olderThan === 'number' ? parseDuration(olderThan) : { ok: false as const, message: `expected a duration, got ${show(olderThan)}` };
+        if (!age.ok) return problems.push(`${at}.olderThan: ${age.message}`);
+        settings.unmanaged?.push({ match, olderThanMs: age.value });
+        return undefined;
+      });
+    }
+  }
+  if (problems.length > 0) throw new AgentpmError('invalid-config', `invalid configuration; nothing was started:\n  ${problems.join('\n  ')}`);
+  return settings;
 }
 
 function isDirectory(path: string): boolean {

@@ -46,8 +46,22 @@ export interface AppConfig {
   childrenBreachTicks?: number;
   /** 'restart' (default), or 'kill-offender': end the largest (memory) or newest (children) descendants and keep the agent; restart if the breach persists. */
   onLimit?: 'restart' | 'kill-offender';
+  /**
+   * true (default): whatever the app leaves behind is ended, and its orphans are swept. false: for agents
+   * that deliberately leave daemons behind, processes that detached themselves (own session, reparented
+   * to init) survive stops and restarts and are not swept (`agentpm reap` by hand still finds them).
+   */
+  reap?: boolean;
+}
+
+export interface ReapConfig {
+  /** Period of the daemon's automatic orphan sweep (default '30s'). */
+  interval?: Duration;
+  /** Opt-in: orphaned processes not started by agentpm, ended when their command matches. */
+  unmanaged?: { match: string; olderThan?: Duration }[];
 }
 
 export interface EcosystemConfig {
   apps: AppConfig[];
+  reap?: ReapConfig;
 }

@@ -31,6 +31,8 @@ import type { ExitStatus } from './spawn.js';
 export interface Instance extends PersistedInstance {
   /** The exit status, when the root is our child; null for an instance adopted from an earlier daemon. */
   exited: Promise<ExitStatus> | null;
+  /** The app's `reap` setting when the instance started: whether detached processes count as its own. */
+  followDetached: boolean;
 }
 
 export type AppState =

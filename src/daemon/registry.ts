@@ -4,7 +4,7 @@
  * change, mode 0600, because it holds the apps' environments. A new daemon reads it to re-adopt.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import type { AppSpec, AppStatus, ExitRecord } from '../protocol.js';
+import type { AppSpec, AppStatus, DaemonSettings, ExitRecord } from '../protocol.js';
 import type { RestartHistory } from './backoff.js';
 
 export const REGISTRY_VERSION = 1;
@@ -34,6 +34,7 @@ export interface RegistryFile {
   /** The boot the instances were recorded in; after a reboot none of them can be alive. */
   bootId: string | null;
   apps: PersistedApp[];
+  settings?: Partial<DaemonSettings>;
 }
 
 export type LoadResult = { ok: true; registry: RegistryFile } | { ok: false; problem: string };

@@ -38,7 +38,21 @@ export const appSpecSchema = z.strictObject({
   memoryBreachTicks: z.number().int().positive(),
   childrenBreachTicks: z.number().int().positive(),
   onLimit: z.enum(LIMIT_ACTIONS),
+  reap: z.boolean(),
 });
+
+const regex = z.string().min(1).max(1000).refine(
+  (source) => {
+    try {
+      new RegExp(source);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a valid regular expression' },
+);
+const unmanaged = z.strictObject({ match: regex, olderThanMs: ms });
 
 const id = z.number().int();
 const target = z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ names: z.array(appName).min(1) })]);
@@ -55,6 +69,23 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('signal'), name: appName, signal: signalName }),
   z.strictObject({ id, type: z.literal('events'), app: appName.nullable(), limit: z.number().int().positive().max(10_000) }),
   z.strictObject({ id, type: z.literal('subscribe'), app: appName.nullable() }),
+  z.strictObject({
+    id,
+    type: z.literal('reap'),
+    options: z.strictObject({
+      app: appName.nullable(),
+      dryRun: z.boolean(),
+      allHomes: z.boolean(),
+      unmanaged: unmanaged.nullable(),
+      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(10_000).nullable(),
+      graceMs: ms,
+    }),
+  }),
+  z.strictObject({
+    id,
+    type: z.literal('settings'),
+    settings: z.strictObject({ reapIntervalMs: z.number().int().min(1000).optional(), unmanaged: z.array(unmanaged).max(100).optional() }),
+  }),
   z.strictObject({ id, type: z.literal('kill') }),
   z.strictObject({ id, type: z.literal('daemon-stop') }),
 ]);

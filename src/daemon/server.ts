@@ -161,6 +161,10 @@ export class ControlServer {
         if (request.app !== null) supervisor.recentEvents(request.app, 1); // an unknown app is an error
         subscribe(request.app);
         return {};
+      case 'reap':
+        return supervisor.reap(request.options);
+      case 'settings':
+        return supervisor.updateSettings(request.settings);
       case 'kill': {
         const apps = await supervisor.stop({ all: true });
         setImmediate(() => this.requestExit('kill'));

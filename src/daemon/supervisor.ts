@@ -6,7 +6,11 @@ import { appendFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { maskEnv } from '../mask.js';
 import { appLogPaths, type HomePaths } from '../home.js';
-import type { AgentEvent, AppDetail, AppSpec, AppSummary, EventType, Target, TreeProcess } from '../protocol.js';
+import type { AgentEvent, AppDetail, AppSpec, AppSummary, DaemonSettings, EventType, OrphanInfo, ReapOptions, ReapResult, Target, TreeProcess } from '../protocol.js';
+import { DEFAULT_REAP_GRACE_MS, DEFAULT_REAP_INTERVAL_MS } from '../config/defaults.js';
+import type { HomeView } from '../reap/find.js';
+import { endOrphans, listOrphans, reap, type ReapContext } from '../reap/reap.js';
+import { homeViewFromRegistry } from '../reap/views.js';
 import { freezeAndKill } from '../proc/contain.js';
 import { terminateTree, type MemberFinder } from '../proc/kill.js';
 import { attribute, childrenByParent, treeOrder, type InstanceRef } from '../proc/tree.js';
@@ -40,6 +44,10 @@ export class Supervisor implements AppHost {
   private lastScanAt = 0;
   private oomKillSamples: (number | null)[] = [];
   private ticker: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweepSoon: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | null = null;
+  private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [] };
   private persistEnabled = false;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -53,6 +61,7 @@ export class Supervisor implements AppHost {
 
   /** Rebuilds the apps from the registry: adopts live instances, revives dead ones that should run. */
   async restore(registry: RegistryFile): Promise<void> {
+    this.settings = { ...this.settings, ...registry.settings };
     const revive: App[] = [];
     const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
     for (const saved of registry.apps) {
@@ -64,7 +73,7 @@ export class Supervisor implements AppHost {
       app.exits = saved.exits;
       this.apps.set(app.name, app);
       if (saved.instance && this.verifyInstance(saved.instance.id, saved.instance.pid, saved.instance.startTime)) {
-        app.adopt({ ...saved.instance, exited: null });
+        app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap });
         continue;
       }
       if (saved.instance) await this.killLeftovers(app, saved.instance);
@@ -80,11 +89,14 @@ export class Supervisor implements AppHost {
   startTicking(): void {
     this.tick();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
+    this.restartSweeper();
   }
 
   /** Stops timers and writes the registry; the apps' processes keep running for the next daemon. */
   shutdown(): void {
     if (this.ticker) clearInterval(this.ticker);
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.sweepSoon) clearTimeout(this.sweepSoon);
     for (const app of this.apps.values()) app.dispose();
     this.persist();
     this.persistEnabled = false;
@@ -191,6 +203,20 @@ export class Supervisor implements AppHost {
     };
   }
 
+  /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
+  async reap(options: ReapOptions): Promise<ReapResult> {
+    if (options.app !== null) this.resolve({ names: [options.app] });
+    await this.sweeping; // never two reapers over the same processes
+    return reap(this.reapContext(), options);
+  }
+
+  updateSettings(update: Partial<DaemonSettings>): DaemonSettings {
+    this.settings = { ...this.settings, ...update };
+    this.persist();
+    this.restartSweeper();
+    return this.settings;
+  }
+
   recentEvents(app: string | null, limit: number): AgentEvent[] {
     if (app !== null) this.resolve({ names: [app] });
     return this.events.recent(app, limit);
@@ -200,7 +226,7 @@ export class Supervisor implements AppHost {
 
   async spawn(spec: AppSpec): Promise<Instance> {
     const spawned = await spawnInstance(spec, this.paths.home, this.table);
-    return { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited };
+    return { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap };
   }
 
   async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
@@ -243,6 +269,8 @@ export class Supervisor implements AppHost {
     if (app.instance === null) {
       this.figures.delete(app.name);
       this.breaches.delete(app.name);
+      // After every stop, restart and crash: sweep for whatever may have escaped the instance.
+      if (this.persistEnabled && this.ticker) this.scheduleSweep(250);
     }
     this.lastScanAt = 0; // the next `ls` must see the new tree
     this.persist();
@@ -262,6 +290,68 @@ export class Supervisor implements AppHost {
   }
 
   // ---- internals ----
+
+  private reapContext(): ReapContext {
+    return {
+      table: this.table,
+      home: this.paths.home,
+      viewOf: (home) => (home === this.paths.home ? this.ownView() : homeViewFromRegistry(home, this.table)),
+      protectedPids: [process.pid],
+      daemon: true,
+    };
+  }
+
+  private ownView(): HomeView {
+    const live = [...this.apps.values()].flatMap((app) => (app.instance ? [instanceRef(app.instance)] : []));
+    return { home: this.paths.home, apps: new Set(this.apps.keys()), live };
+  }
+
+  private restartSweeper(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (!this.ticker) return;
+    this.sweeper = setInterval(() => this.scheduleSweep(0), this.settings.reapIntervalMs);
+  }
+
+  private scheduleSweep(delayMs: number): void {
+    if (this.sweepSoon) return;
+    this.sweepSoon = setTimeout(() => {
+      this.sweepSoon = undefined;
+      if (this.sweeping) return this.scheduleSweep(delayMs);
+      this.sweeping = this.sweep()
+        .catch((error: unknown) => this.log(null, `orphan sweep failed: ${(error as Error).message}`))
+        .finally(() => {
+          this.sweeping = null;
+        });
+    }, delayMs);
+  }
+
+  /**
+   * The automatic part of reaping: managed orphans of apps that allow it, and the unmanaged patterns
+   * the user opted into. One event per group (instance, or pattern).
+   */
+  private async sweep(): Promise<void> {
+    const context = this.reapContext();
+    const base: ReapOptions = { app: null, dryRun: true, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS };
+    const optedOut = new Set([...this.apps.values()].filter((app) => !app.spec.reap).map((app) => app.name));
+    const managed = listOrphans(context, base).filter((item) => item.app === null || !optedOut.has(item.app));
+    const groups = new Map<string, { orphans: OrphanInfo[]; reason: string; app: string | null; instance: string | null }>();
+    for (const item of managed) {
+      const key = `managed:${item.instance}`;
+      const group = groups.get(key) ?? { orphans: [], reason: item.why, app: item.app, instance: item.instance };
+      group.orphans.push(item);
+      groups.set(key, group);
+    }
+    for (const pattern of this.settings.unmanaged) {
+      const unmanaged = listOrphans(context, { ...base, unmanaged: pattern }).filter((item) => item.why === 'unmanaged-match');
+      if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null });
+    }
+    for (const [key, group] of groups) {
+      const pattern = key.startsWith('unmanaged:') ? new RegExp(key.slice('unmanaged:'.length)) : null;
+      const { ended, survivors } = await endOrphans(this.table, group.orphans, DEFAULT_REAP_GRACE_MS, pattern);
+      const data = { count: ended, survivors, pids: group.orphans.map((item) => item.pid), memory: group.orphans.reduce((sum, item) => sum + item.rss, 0), ...(pattern ? { match: pattern.source } : {}) };
+      this.events.emit('orphans-reaped', group.app, group.instance, group.reason, data);
+    }
+  }
 
   private resolve(target: Target): App[] {
     if ('all' in target) return [...this.apps.values()];
@@ -290,7 +380,7 @@ export class Supervisor implements AppHost {
   }
 
   private async killLeftovers(app: App, instance: PersistedApp['instance'] & object): Promise<void> {
-    const ref: Instance = { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, exited: null };
+    const ref: Instance = { ...instance, exited: null, followDetached: app.spec.reap };
     const { seen } = await this.terminate(ref, app.spec.stopSignal as NodeJS.Signals, app.spec.killTimeoutMs);
     if (seen > 0) this.emit('leftovers-killed', app, instance.id, 'daemon-down', { count: seen });
   }
@@ -361,6 +451,7 @@ export class Supervisor implements AppHost {
         version: REGISTRY_VERSION,
         bootId: this.table.bootId,
         apps: [...this.apps.values()].map((app) => app.toPersisted()),
+        settings: this.settings,
       });
     } catch (error) {
       this.log(null, `cannot write the registry: ${(error as Error).message}`);
@@ -369,5 +460,5 @@ export class Supervisor implements AppHost {
 }
 
 function instanceRef(instance: Instance): InstanceRef {
-  return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: instance.exited !== null };
+  return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: instance.exited !== null, followDetached: instance.followDetached };
 }

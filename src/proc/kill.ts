@@ -15,10 +15,19 @@ import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from './
 
 export type SignalOutcome = 'sent' | 'gone' | 'not-ours';
 
-export function signalIfSameProcess(table: ProcessTable, proc: Pick<ProcInfo, 'pid' | 'startTime'>, signal: NodeJS.Signals): SignalOutcome {
+/** A last check of a fresh read of the process, right before it is signalled (e.g. its command still matches). */
+export type StillEligible = (fresh: ProcInfo) => boolean;
+
+export function signalIfSameProcess(
+  table: ProcessTable,
+  proc: Pick<ProcInfo, 'pid' | 'startTime'>,
+  signal: NodeJS.Signals,
+  stillEligible?: StillEligible,
+): SignalOutcome {
   const now = table.read(proc.pid);
   if (!now || !isAlive(now)) return 'gone';
   if (now.startTime !== proc.startTime) return 'not-ours';
+  if (stillEligible && !stillEligible(now)) return 'not-ours';
   try {
     process.kill(proc.pid, signal);
     return 'sent';
@@ -37,6 +46,7 @@ export interface TerminateOptions {
   pollMs?: number;
   /** How long SIGKILL rounds may go on before the survivors are reported. */
   forceWindowMs?: number;
+  stillEligible?: StillEligible;
 }
 
 export interface TerminateResult {
@@ -71,16 +81,16 @@ export async function terminateTree(
       seen.add(key(proc));
       if (signalled.has(key(proc))) continue;
       signalled.add(key(proc));
-      if (signalIfSameProcess(table, proc, options.signal) === 'sent' && options.signal !== 'SIGCONT') {
+      if (signalIfSameProcess(table, proc, options.signal, options.stillEligible) === 'sent' && options.signal !== 'SIGCONT') {
         // A stopped process keeps a pending TERM until it is continued (systemd does the same).
-        signalIfSameProcess(table, proc, 'SIGCONT');
+        signalIfSameProcess(table, proc, 'SIGCONT', options.stillEligible);
       }
     }
     if (Date.now() >= graceEnds) break;
     await sleep(Math.min(pollMs, Math.max(1, graceEnds - Date.now())));
   }
 
-  const forced = await killUntilGone(table, findMembers, forceWindowMs, seen);
+  const forced = await killUntilGone(table, findMembers, forceWindowMs, seen, options.stillEligible);
   return { seen: seen.size, forced: forced.count, survivors: forced.survivors, durationMs: Date.now() - started };
 }
 
@@ -93,6 +103,7 @@ export async function killUntilGone(
   findMembers: MemberFinder,
   windowMs: number,
   seen: Set<string> = new Set(),
+  stillEligible?: StillEligible,
 ): Promise<{ count: number; survivors: ProcInfo[] }> {
   const killed = new Set<string>();
   const ends = Date.now() + windowMs;
@@ -103,7 +114,7 @@ export async function killUntilGone(
     for (const proc of members) {
       const key = `${proc.pid}:${proc.startTime}`;
       seen.add(key);
-      if (signalIfSameProcess(table, proc, 'SIGKILL') === 'sent') killed.add(key);
+      if (signalIfSameProcess(table, proc, 'SIGKILL', stillEligible) === 'sent') killed.add(key);
     }
     await sleep(10);
   }

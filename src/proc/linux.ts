@@ -63,9 +63,9 @@ export class LinuxProcessTable implements ProcessTable {
     }
   }
 
-  tags(proc: ProcInfo): ProcTags | null {
+  tags(proc: ProcInfo, fresh = false): ProcTags | null {
     const key = cacheKey(proc);
-    const cached = this.tagCache.get(key);
+    const cached = fresh ? undefined : this.tagCache.get(key);
     if (cached !== undefined) return cached;
     const tags = readTags(proc.pid);
     // Between fork and exec a child still shows its parent's environment, with the same start time it
@@ -74,9 +74,9 @@ export class LinuxProcessTable implements ProcessTable {
     return tags;
   }
 
-  cmdline(proc: ProcInfo): string {
+  cmdline(proc: ProcInfo, fresh = false): string {
     const key = cacheKey(proc);
-    const cached = this.cmdlineCache.get(key);
+    const cached = fresh ? undefined : this.cmdlineCache.get(key);
     if (cached !== undefined) return cached;
     let cmd = '';
     try {

@@ -40,10 +40,13 @@ export interface ProcessTable {
   scan(): ProcSnapshot;
   /** Re-reads one process right now, for the identity check that precedes every signal. */
   read(pid: number): ProcInfo | null;
-  /** AGENTPM_* tags of a process; null when unreadable (another user's process) or untagged. */
-  tags(proc: ProcInfo): ProcTags | null;
-  /** Command line, space-joined; falls back to [comm]. */
-  cmdline(proc: ProcInfo): string;
+  /**
+   * AGENTPM_* tags of a process; null when unreadable (another user's process) or untagged. Cached per
+   * process; `fresh` re-reads, for the check right before a signal.
+   */
+  tags(proc: ProcInfo, fresh?: boolean): ProcTags | null;
+  /** Command line, space-joined; falls back to [comm]. Cached per process unless `fresh`. */
+  cmdline(proc: ProcInfo, fresh?: boolean): string;
   /** Wall-clock start of a process in ms since the epoch. */
   startedAtMs(proc: ProcInfo): number;
   /** Proportional set size in bytes (shared pages divided among their users), or null if unreadable. */

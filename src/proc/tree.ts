@@ -25,6 +25,11 @@ export interface InstanceRef {
    * from the registry must also carry the instance's tag.
    */
   rootIsChild: boolean;
+  /**
+   * Claim processes by their tag even when they left the tree (setsid, reparented to init). False for
+   * apps with `reap: false`, which deliberately leave daemons behind: those are left to live.
+   */
+  followDetached?: boolean;
 }
 
 export type TagReader = (proc: ProcInfo) => ProcTags | null;
@@ -79,7 +84,8 @@ export function attribute(
   for (const proc of snapshot.byPid.values()) {
     const tags = tagsOf(proc);
     if (!tags?.instance || tags.home !== home) continue;
-    if (byId.has(tags.instance)) claim(proc, tags.instance);
+    const ref = byId.get(tags.instance);
+    if (ref && ref.followDetached !== false) claim(proc, ref.id);
   }
   // One pass over the processes whatever the number of instances: the cost of a tick grows with the
   // processes on the machine, not with apps × processes.

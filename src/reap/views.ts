@@ -1,0 +1,31 @@
+/**
+ * What a home's registry file says is alive, for reaping without that home's daemon (no daemon running,
+ * or another home with --all-homes). An instance counts as live only if its root is still the process
+ * that was started: same pid, start time and instance tag.
+ */
+import { statSync } from 'node:fs';
+import { homePaths } from '../home.js';
+import type { InstanceRef } from '../proc/tree.js';
+import { isAlive, type ProcessTable } from '../proc/table.js';
+import { loadRegistry } from '../daemon/registry.js';
+import type { HomeView } from './find.js';
+
+export function homeViewFromRegistry(home: string, table: ProcessTable): HomeView | null {
+  try {
+    // Only homes of this user: another user's registry is not ours to act on.
+    if (statSync(home).uid !== process.getuid?.()) return null;
+  } catch {
+    return null;
+  }
+  const loaded = loadRegistry(homePaths(home).registry);
+  if (!loaded.ok) return null;
+  const live: InstanceRef[] = [];
+  for (const app of loaded.registry.apps) {
+    const instance = app.instance;
+    if (!instance) continue;
+    const root = table.read(instance.pid);
+    if (!root || !isAlive(root) || root.startTime !== instance.startTime || table.tags(root)?.instance !== instance.id) continue;
+    live.push({ id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: false });
+  }
+  return { home, apps: new Set(loaded.registry.apps.map((app) => app.spec.name)), live };
+}

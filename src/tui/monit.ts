@@ -1,0 +1,145 @@
+/**
+ * `agentpm monit`: wires the daemon feed, the log tail, the state, the keys and a renderer together.
+ * Loaded only by that command (blessed with it), so no other command pays for the TUI.
+ */
+import { AgentpmError } from '../errors.js';
+import type { HomePaths } from '../home.js';
+import { DaemonClient } from '../cli/client.js';
+import { planAction } from './actions.js';
+import { DaemonFeed } from './feed.js';
+import { ASCII_GLYPHS, UNICODE_GLYPHS, type Glyphs } from './format.js';
+import { handleKey, type Effect } from './keys.js';
+import { LogTail } from './log-tail.js';
+import type { KeyPress, Renderer } from './renderer.js';
+import { addEvents, applySnapshot, createState, notify, selectedApp, visibleApps, type MonitState } from './state.js';
+import { buildFrame, treeBodyRows } from './view-model.js';
+
+/** How often the log files are polled and the clock and messages move on, independent of the daemon. */
+const TICK_MS = 1000;
+
+export async function runMonit(paths: HomePaths): Promise<void> {
+  if (process.stdout.isTTY !== true || process.stdin.isTTY !== true) {
+    throw new AgentpmError('invalid-argument', '`agentpm monit` needs a terminal; scripts can use `agentpm ls --json` and `agentpm events --follow --json`');
+  }
+  // Like every other command, the first connection starts a daemon if none runs. Later reconnects
+  // never do: a daemon someone stopped stays stopped while the dashboard waits for it.
+  const client = await DaemonClient.connect(paths, { autostart: true });
+  const { createBlessedRenderer } = await import('./screen.js');
+  const renderer = createBlessedRenderer({ color: !('NO_COLOR' in process.env) });
+  await new Dashboard(paths, renderer).run(client);
+}
+
+class Dashboard {
+  private readonly state: MonitState = createState();
+  private readonly glyphs: Glyphs;
+  private readonly logs = new LogTail();
+  private readonly feed: DaemonFeed;
+  private tick: NodeJS.Timeout | null = null;
+  private drawQueued = false;
+  private closed = false;
+  private finish: () => void = () => undefined;
+
+  constructor(
+    paths: HomePaths,
+    private readonly renderer: Renderer,
+  ) {
+    this.glyphs = renderer.capabilities.unicode ? UNICODE_GLYPHS : ASCII_GLYPHS;
+    this.feed = new DaemonFeed(paths, {
+      snapshot: (snapshot) => {
+        const before = this.state.selected;
+        applySnapshot(this.state, snapshot, this.glyphs, Date.now());
+        if (this.state.selected !== before) this.selectionChanged();
+        if (this.state.detail !== null) this.logs.follow(this.state.detail.logs);
+        this.pollLogs();
+        this.draw();
+      },
+      events: (events, replace) => {
+        addEvents(this.state, events, replace);
+        this.draw();
+      },
+      connection: (connection) => {
+        this.state.connection = connection;
+        this.draw();
+      },
+    });
+  }
+
+  run(client: DaemonClient): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.finish = resolve;
+      this.renderer.onKey((key) => this.key(key));
+      this.renderer.onResize(() => this.draw());
+      this.feed.start(client);
+      this.tick = setInterval(() => {
+        this.pollLogs();
+        this.draw();
+      }, TICK_MS);
+      this.draw();
+    });
+  }
+
+  private key(key: KeyPress): void {
+    if (this.closed) return;
+    const { cols, rows } = this.renderer.size();
+    const effect = handleKey(this.state, key, treeBodyRows(cols, rows, visibleApps(this.state).length), Date.now());
+    if (effect !== null) this.apply(effect);
+    this.draw();
+  }
+
+  private apply(effect: Effect): void {
+    switch (effect.kind) {
+      case 'quit':
+        return this.quit();
+      case 'selected':
+        return this.selectionChanged();
+      case 'action': {
+        const app = this.state.apps.find((entry) => entry.name === effect.app);
+        if (app === undefined) return notify(this.state, `${effect.app} is gone`, 'muted', Date.now());
+        const plan = planAction(effect.action, app, effect.signal);
+        if (plan.kind === 'refused') return notify(this.state, plan.message, 'warn', Date.now());
+        notify(this.state, plan.doing, 'info', Date.now(), true);
+        // Not awaited: a stop can take the app's whole kill timeout, and the dashboard keeps updating.
+        this.feed.request(plan.body).then(
+          () => notify(this.state, plan.done, 'ok', Date.now()),
+          (error: unknown) => notify(this.state, `${effect.action} ${effect.app} failed: ${error instanceof Error ? error.message : String(error)}`, 'bad', Date.now()),
+        ).finally(() => {
+          this.feed.refreshNow();
+          this.draw();
+        });
+        return;
+      }
+    }
+  }
+
+  private selectionChanged(): void {
+    this.logs.follow(null);
+    this.state.logs = [];
+    this.feed.select(selectedApp(this.state)?.name ?? null);
+  }
+
+  private pollLogs(): void {
+    this.logs.poll();
+    this.state.logs = this.logs.lines;
+  }
+
+  /** Draws once per turn of the event loop however many updates arrived in it. */
+  private draw(): void {
+    if (this.drawQueued || this.closed) return;
+    this.drawQueued = true;
+    setImmediate(() => {
+      this.drawQueued = false;
+      if (this.closed) return;
+      const { cols, rows } = this.renderer.size();
+      this.renderer.draw(buildFrame({ state: this.state, cols, rows, glyphs: this.glyphs, now: Date.now() }));
+    });
+  }
+
+  private quit(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.tick !== null) clearInterval(this.tick);
+    this.feed.stop();
+    this.renderer.destroy();
+    this.finish();
+  }
+}
