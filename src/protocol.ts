@@ -87,6 +87,12 @@ export interface AppSpec {
    * reparented to init) are deliberately left behind: not ended by stop/restart, not swept as orphans.
    */
   reap: boolean;
+  /** Absolute paths whose changes restart the app (null: no watching). */
+  watch: string[] | null;
+  /** Extra ignore patterns (globs or paths); node_modules, .git, logs and AGENTPM_HOME are always ignored. */
+  ignoreWatch: string[];
+  /** Quiet time after the last change before the restart. */
+  watchDelayMs: number;
 }
 
 export const MEMORY_METRICS = ['rss', 'pss'] as const;

@@ -74,6 +74,9 @@ describe('resolveApps: accepted configs', () => {
       childrenBreachTicks: 1,
       onLimit: 'restart',
       reap: true,
+      watch: null,
+      ignoreWatch: [],
+      watchDelayMs: 1_000,
     } satisfies AppSpec);
   });
 

@@ -243,6 +243,9 @@ describe('renderDetail', () => {
       childrenBreachTicks: 1,
       onLimit: 'restart',
       reap: true,
+      watch: null,
+      ignoreWatch: [],
+      watchDelayMs: 1_000,
     },
     logs: { out: '/logs/bot.out.log', err: '/logs/bot.err.log' },
     tree: [

@@ -17,6 +17,7 @@ export const DEFAULTS = {
   childrenBreachTicks: 1,
   onLimit: 'restart',
   reap: true,
+  watchDelay: 1_000,
 } as const;
 
 /** The daemon's automatic sweep for orphans. */

@@ -42,6 +42,9 @@ const APP_FIELDS = [
   'childrenBreachTicks',
   'onLimit',
   'reap',
+  'watch',
+  'ignoreWatch',
+  'watchDelay',
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -183,6 +186,16 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     return fallback;
   };
 
+  const watchInput = app['watch'];
+  let watch: string[] | null = null;
+  if (watchInput === true) watch = [cwd];
+  else if (Array.isArray(watchInput) && watchInput.every((item) => typeof item === 'string' && item !== '')) watch = watchInput.map((item) => resolve(cwd, item as string));
+  else if (watchInput !== undefined && watchInput !== false) problem('watch', `expected true, false or an array of paths, got ${show(watchInput)}`);
+  const ignoreInput = app['ignoreWatch'];
+  if (ignoreInput !== undefined && !(Array.isArray(ignoreInput) && ignoreInput.every((item) => typeof item === 'string'))) {
+    problem('ignoreWatch', `expected an array of paths or globs, got ${show(ignoreInput)}`);
+  }
+
   const spec: AppSpec = {
     name: typeof name === 'string' ? name : '',
     script: scriptPath,
@@ -207,6 +220,9 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     childrenBreachTicks: count('childrenBreachTicks', false) ?? DEFAULTS.childrenBreachTicks,
     onLimit: choice('onLimit', LIMIT_ACTIONS, DEFAULTS.onLimit),
     reap: flag('reap', DEFAULTS.reap),
+    watch,
+    ignoreWatch: Array.isArray(ignoreInput) ? (ignoreInput as string[]) : [],
+    watchDelayMs: duration('watchDelay', DEFAULTS.watchDelay),
   };
   return problems.length === before ? spec : null;
 }

@@ -52,6 +52,12 @@ export interface AppConfig {
    * to init) survive stops and restarts and are not swept (`agentpm reap` by hand still finds them).
    */
   reap?: boolean;
+  /** Restart on file changes: true watches cwd; or a list of paths (relative to cwd). */
+  watch?: boolean | string[];
+  /** Added to the ignores that always apply: node_modules, .git, *.log and the agentpm home. */
+  ignoreWatch?: string[];
+  /** Quiet time after the last change before restarting (default '1s'). */
+  watchDelay?: Duration;
 }
 
 export interface ReapConfig {

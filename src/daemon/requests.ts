@@ -39,6 +39,9 @@ export const appSpecSchema = z.strictObject({
   childrenBreachTicks: z.number().int().positive(),
   onLimit: z.enum(LIMIT_ACTIONS),
   reap: z.boolean(),
+  watch: z.array(z.string().min(1)).max(100).nullable(),
+  ignoreWatch: z.array(z.string()).max(1000),
+  watchDelayMs: ms,
 });
 
 const regex = z.string().min(1).max(1000).refine(

@@ -1,40 +1,76 @@
 /**
- * What each action key asks of the daemon. The one place where a key becomes a request, so a new
- * daemon capability (reaping orphans) is wired here and nowhere else.
+ * What each action key asks of the daemon: the one place where a key becomes a request, and where a
+ * new daemon capability is wired.
  */
 import { constants } from 'node:os';
-import type { AppSummary, RequestBody } from '../protocol.js';
+import { DEFAULT_REAP_GRACE_MS } from '../config/defaults.js';
+import { AgentpmError } from '../errors.js';
+import type { AppSummary, RequestBody, ResultMap } from '../protocol.js';
 
 export type AppAction = 'restart' | 'stop' | 'start' | 'delete' | 'signal' | 'reap';
 
+/** Sends one request to the daemon (the feed's connection, or a fake in tests). */
+export type Requester = <B extends RequestBody>(body: B) => Promise<ResultMap[B['type']]>;
+
 export type ActionPlan =
-  | { kind: 'request'; body: RequestBody; doing: string; done: string }
+  | {
+      kind: 'request';
+      /** Shown while the request runs (a stop can take the app's whole kill timeout). */
+      doing: string;
+      /** Sends the request; resolves to what to tell the user. */
+      run: (request: Requester) => Promise<string>;
+    }
   | { kind: 'refused'; message: string };
 
-/** Whether this daemon can reap an app's orphans; see planAction. */
-export const REAP_AVAILABLE = false;
+export const REAP_UNAVAILABLE = 'reap: not available in this daemon';
 
 export function planAction(action: AppAction, app: AppSummary, signal = 'SIGTERM'): ActionPlan {
-  const target = { names: [app.name] };
+  const name = app.name;
+  const target = { names: [name] };
   switch (action) {
     case 'restart':
-      return { kind: 'request', body: { type: 'restart', target }, doing: `restarting ${app.name}…`, done: `restarted ${app.name}` };
+      return simple(`restarting ${name}…`, { type: 'restart', target }, `restarted ${name}`);
     case 'stop':
-      return { kind: 'request', body: { type: 'stop', target }, doing: `stopping ${app.name}…`, done: `stopped ${app.name}` };
+      return simple(`stopping ${name}…`, { type: 'stop', target }, `stopped ${name}`);
     case 'start':
-      // The protocol's `start` carries a full definition; the daemon already has it, and `restart`
-      // of a stopped app starts it from that definition.
-      if (app.status === 'online' || app.status === 'starting') return { kind: 'refused', message: `${app.name} is already running; r restarts it` };
-      return { kind: 'request', body: { type: 'restart', target }, doing: `starting ${app.name}…`, done: `started ${app.name}` };
+      // The protocol's `start` carries a whole definition; the daemon already has this app's, and a
+      // `restart` of a stopped app starts it from there.
+      if (app.status === 'online' || app.status === 'starting') return { kind: 'refused', message: `${name} is already running; r restarts it` };
+      return simple(`starting ${name}…`, { type: 'restart', target }, `started ${name}`);
     case 'delete':
-      return { kind: 'request', body: { type: 'delete', target }, doing: `deleting ${app.name}…`, done: `deleted ${app.name}` };
+      return simple(`deleting ${name}…`, { type: 'delete', target }, `deleted ${name}`);
     case 'signal':
-      if (app.pid === null) return { kind: 'refused', message: `${app.name} is not running; nothing to signal` };
-      return { kind: 'request', body: { type: 'signal', name: app.name, signal }, doing: `sending ${signal} to ${app.name}…`, done: `sent ${signal} to ${app.name}` };
+      if (app.pid === null) return { kind: 'refused', message: `${name} is not running; nothing to signal` };
+      return simple(`sending ${signal} to ${name}…`, { type: 'signal', name, signal }, `sent ${signal} to ${name}`);
     case 'reap':
-      // The daemon has no `reap` request yet. When it has: { type: 'reap', target } and set REAP_AVAILABLE.
-      return { kind: 'refused', message: 'reap: not available in this daemon' };
+      return {
+        kind: 'request',
+        doing: `reaping orphans of ${name}…`,
+        run: async (request) => {
+          let result: ResultMap['reap'];
+          try {
+            result = await request({ type: 'reap', options: { app: name, dryRun: false, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS } });
+          } catch (error) {
+            // A daemon from before `reap` existed speaks the same protocol but refuses the request.
+            if (error instanceof AgentpmError && error.code === 'bad-request') return REAP_UNAVAILABLE;
+            throw error;
+          }
+          if (result.found.length === 0) return `no orphans of ${name}`;
+          return `reaped ${result.ended} orphaned process(es) of ${name}${result.survivors > 0 ? `; ${result.survivors} survived SIGKILL` : ''}`;
+        },
+      };
   }
+}
+
+function simple(doing: string, body: RequestBody, done: string): ActionPlan {
+  return {
+    kind: 'request',
+    doing,
+    run: async (request) => {
+      await request(body);
+      return done;
+    },
+  };
 }
 
 /** 'term', 'sigterm' or 'SIGTERM' → 'SIGTERM'; null for a name this system does not know. */

@@ -3,7 +3,7 @@
  * itself (talk to the daemon, quit); the help overlay and the footer are generated from KEY_HELP so
  * they cannot drift from what the keys do.
  */
-import { REAP_AVAILABLE, parseSignal, type AppAction } from './actions.js';
+import { parseSignal, type AppAction } from './actions.js';
 import type { KeyPress } from './renderer.js';
 import { keepSelectionVisible, moveSelection, notify, scrollTree, selectedApp, type MonitState } from './state.js';
 
@@ -28,7 +28,7 @@ export const KEY_HELP: readonly KeyHelp[] = [
   { keys: 'S', what: 'start it (a stopped or errored app)', short: 'S start' },
   { keys: 'd', what: 'delete it (asks y/n)', short: 'd delete' },
   { keys: 'k', what: 'signal its root process (asks; SIGTERM by default)', short: 'k signal' },
-  { keys: 'x', what: REAP_AVAILABLE ? 'reap its orphans' : 'reap its orphans (not available in this daemon)', short: 'x reap' },
+  { keys: 'x', what: "reap its orphans (processes of its ended instances)", short: 'x reap' },
   { keys: '/', what: 'filter apps by name (Enter keeps, Esc clears)', short: '/ filter' },
   { keys: '?', what: 'this help', short: '? help' },
   { keys: 'q Ctrl-C', what: 'quit', short: 'q quit' },

@@ -99,13 +99,16 @@ class Dashboard {
         if (plan.kind === 'refused') return notify(this.state, plan.message, 'warn', Date.now());
         notify(this.state, plan.doing, 'info', Date.now(), true);
         // Not awaited: a stop can take the app's whole kill timeout, and the dashboard keeps updating.
-        this.feed.request(plan.body).then(
-          () => notify(this.state, plan.done, 'ok', Date.now()),
-          (error: unknown) => notify(this.state, `${effect.action} ${effect.app} failed: ${error instanceof Error ? error.message : String(error)}`, 'bad', Date.now()),
-        ).finally(() => {
-          this.feed.refreshNow();
-          this.draw();
-        });
+        plan
+          .run((body) => this.feed.request(body))
+          .then(
+            (message) => notify(this.state, message, 'ok', Date.now()),
+            (error: unknown) => notify(this.state, `${effect.action} ${effect.app} failed: ${error instanceof Error ? error.message : String(error)}`, 'bad', Date.now()),
+          )
+          .finally(() => {
+            this.feed.refreshNow();
+            this.draw();
+          });
         return;
       }
     }

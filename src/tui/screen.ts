@@ -46,7 +46,7 @@ class BlessedRenderer implements Renderer {
 
   constructor(color: boolean) {
     this.screen = blessed.screen({ smartCSR: true, fullUnicode: true, autoPadding: false, warnings: false, title: 'agentpm monit' });
-    const tput = this.screen.program.tput as unknown as TputFeatures;
+    const tput = this.screen.tput as unknown as TputFeatures;
     // blessed workaround: where terminfo declares an alternate character set, blessed draws line and
     // block characters through it (smacs). tmux-256color's smacs is SO (^N), which only works after G1
     // was designated as the DEC graphics set, and blessed never does that: every '─' came out as 'q'.

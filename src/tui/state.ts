@@ -10,6 +10,8 @@ import { layoutTree, type TreeRow } from './tree.js';
 
 /** Ten minutes of history at one sample a second. */
 export const SAMPLE_LIMIT = 600;
+/** Extra refreshes (after a key or an action) replace the last sample rather than crowd the history. */
+export const SAMPLE_MIN_GAP_MS = 500;
 export const EVENT_LIMIT = 1000;
 export const LOG_LINE_LIMIT = 500;
 
@@ -56,6 +58,8 @@ export interface MonitState {
   mode: Mode;
   notice: Notice | null;
   logs: LogLine[];
+  /** When the last snapshot arrived: while the daemon is away, the table shows what it said then. */
+  updatedAt: number | null;
 }
 
 export interface Snapshot {
@@ -79,6 +83,7 @@ export function createState(): MonitState {
     mode: { kind: 'normal' },
     notice: null,
     logs: [],
+    updatedAt: null,
   };
 }
 
@@ -99,8 +104,11 @@ export function selectedApp(state: MonitState): AppSummary | null {
 export function applySnapshot(state: MonitState, snapshot: Snapshot, glyphs: Glyphs, now: number): void {
   state.status = snapshot.status;
   state.apps = snapshot.apps;
+  state.updatedAt = now;
   for (const app of snapshot.apps) {
     const history = state.samples.get(app.name) ?? [];
+    const last = history[history.length - 1];
+    if (last !== undefined && now - last.at < SAMPLE_MIN_GAP_MS) history.pop();
     history.push({ at: now, bytes: app.memory });
     if (history.length > SAMPLE_LIMIT) history.splice(0, history.length - SAMPLE_LIMIT);
     state.samples.set(app.name, history);

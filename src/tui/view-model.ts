@@ -9,7 +9,7 @@ import type { AgentEvent, AppStatus, AppSummary } from '../protocol.js';
 import { bar, clock, fit, fitLine, levelStyle, sanitize, segment, sparkline, textWidth, type Glyphs } from './format.js';
 import { KEY_HELP } from './keys.js';
 import { computeLayout, MIN_COLS, MIN_ROWS, overlayRect, TITLE_ROWS } from './layout.js';
-import type { Frame, Line, PaneView, Rect, Segment, Style } from './renderer.js';
+import type { Frame, Line, PaneView, Rect, Style } from './renderer.js';
 import { eventsOf, selectedApp, visibleApps, type MonitState, type Sample } from './state.js';
 
 /** How long a finished action's message stays in the footer. */
@@ -39,7 +39,7 @@ export function buildFrame({ state, cols, rows, glyphs, now }: ViewInput): Frame
     memoryPane(name === null ? [] : (state.samples.get(name) ?? []), app, layout.memory, glyphs, now),
     eventsPane(name === null ? [] : eventsOf(state, name), name, layout.events, glyphs),
     logsPane(state, name, layout.logs, glyphs),
-    { id: 'footer', rect: layout.footer, title: null, lines: [fitLine(footerLine(state, now), cols, { ellipsis: glyphs.ellipsis })] },
+    { id: 'footer', rect: layout.footer, title: null, lines: [fitLine(footerLine(state, now, cols), cols, { ellipsis: glyphs.ellipsis })] },
   ];
   if (state.mode.kind === 'help') panes.push(helpPane(cols, rows, glyphs));
   return { panes };
@@ -168,6 +168,7 @@ export function tablePane(state: MonitState, apps: readonly AppSummary[], rect: 
   let title = `apps (${apps.length}${apps.length === state.apps.length ? '' : ` of ${state.apps.length}`})`;
   if (state.filter !== '') title += ` · filter '${state.filter}'`;
   if (apps.length > bodyRows) title += ` · ${first + 1}-${Math.min(apps.length, first + bodyRows)} of ${apps.length}`;
+  if (state.connection.state === 'down' && state.updatedAt !== null) title += ` · as of ${clock(state.updatedAt)}, not live`;
   return { id: 'table', rect, title: truncateTitle(title, width, glyphs), lines };
 }
 
@@ -225,6 +226,7 @@ export function eventStyle(event: AgentEvent): Style {
       return 'bad';
     case 'limit-breach':
     case 'offender-killed':
+    case 'orphans-reaped':
     case 'backoff':
     case 'leftovers-killed':
       return 'warn';
@@ -255,7 +257,7 @@ export function logsPane(state: MonitState, name: string | null, rect: Rect, gly
   return { id: 'logs', rect, title: name === null ? 'logs' : truncateTitle(`logs · ${name} · out and err`, rect.width, glyphs), lines };
 }
 
-export function footerLine(state: MonitState, now: number): Line {
+export function footerLine(state: MonitState, now: number, width: number): Line {
   const mode = state.mode;
   switch (mode.kind) {
     case 'filter':
@@ -269,11 +271,16 @@ export function footerLine(state: MonitState, now: number): Line {
     case 'normal': {
       const notice = state.notice;
       if (notice !== null && (notice.sticky === true || now - notice.at < NOTICE_MS)) return [segment(notice.text, notice.style)];
-      const hints: Segment[] = [];
-      for (const help of KEY_HELP) if (help.short) hints.push(segment(`${help.short}  `, 'muted'));
-      return hints;
+      return [segment(keyHints(width), 'muted')];
     }
   }
+}
+
+/** The keys in one line: spaced out when there is room, then tighter, then without the obvious arrows. */
+export function keyHints(width: number): string {
+  const hints = KEY_HELP.flatMap((help) => (help.short === undefined ? [] : [help.short]));
+  const candidates = [hints.join('  '), hints.join(' '), hints.slice(1).join(' ')];
+  return candidates.find((text) => textWidth(text) <= width) ?? candidates[candidates.length - 1]!;
 }
 
 export function helpPane(cols: number, rows: number, glyphs: Glyphs): PaneView {
