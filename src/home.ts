@@ -14,6 +14,10 @@ export interface HomePaths {
   daemonLog: string;
   events: string;
   logs: string;
+  /** `agentpm save` snapshot of the app list, for `agentpm resurrect`. */
+  dump: string;
+  /** pid and start time of the running daemon, to replace one that speaks another protocol. */
+  pidFile: string;
 }
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -29,6 +33,8 @@ export function homePaths(home: string): HomePaths {
     daemonLog: join(home, 'daemon.log'),
     events: join(home, 'events.log'),
     logs: join(home, 'logs'),
+    dump: join(home, 'dump.json'),
+    pidFile: join(home, 'daemon.pid'),
   };
 }
 

@@ -149,6 +149,8 @@ export interface DaemonStatus {
   uptimeMs: number;
   home: string;
   apps: number;
+  /** Set when a service manager runs the daemon (e.g. 'systemd'): replacing it then goes through that manager. */
+  supervisedBy: string | null;
   /** The daemon's own resident memory, in bytes. */
   rss: number;
   tickMs: number;
@@ -262,7 +264,7 @@ export type Request =
   | { id: number; type: 'status' }
   | { id: number; type: 'ls' }
   | { id: number; type: 'show'; name: string }
-  | { id: number; type: 'start'; apps: AppSpec[]; replace: boolean }
+  | { id: number; type: 'start'; apps: AppSpec[]; ifRunning: IfRunning }
   | { id: number; type: 'stop'; target: Target }
   | { id: number; type: 'restart'; target: Target }
   | { id: number; type: 'delete'; target: Target }
@@ -270,11 +272,39 @@ export type Request =
   | { id: number; type: 'events'; app: string | null; limit: number }
   | { id: number; type: 'subscribe'; app: string | null }
   | { id: number; type: 'reap'; options: ReapOptions }
+  | { id: number; type: 'save' }
+  | { id: number; type: 'resurrect' }
   | { id: number; type: 'settings'; settings: Partial<DaemonSettings> }
   | { id: number; type: 'kill' }
   | { id: number; type: 'daemon-stop' };
 
 export type RequestType = Request['type'];
+
+/**
+ * What `start` does with an app that is already running: refuse (a script started twice), replace it
+ * (--replace), or apply a config: restart it only if its definition changed.
+ */
+export type IfRunning = 'refuse' | 'replace' | 'apply';
+
+export interface StartResult extends ActionResult {
+  started: string[];
+  /** Running apps whose definition changed: restarted with the new one. */
+  restarted: string[];
+  /** Running apps whose definition is the same: left alone. */
+  unchanged: string[];
+}
+
+export interface SaveResult {
+  file: string;
+  apps: string[];
+}
+
+export interface ResurrectResult {
+  file: string;
+  started: string[];
+  /** Already running (or starting): not started twice. */
+  skipped: string[];
+}
 
 export interface ActionResult {
   /** Apps the request acted on, in order. */
@@ -286,7 +316,7 @@ export interface ResultMap {
   status: DaemonStatus;
   ls: AppSummary[];
   show: AppDetail;
-  start: ActionResult;
+  start: StartResult;
   stop: ActionResult;
   restart: ActionResult;
   delete: ActionResult;
@@ -294,6 +324,8 @@ export interface ResultMap {
   events: AgentEvent[];
   subscribe: Record<string, never>;
   reap: ReapResult;
+  save: SaveResult;
+  resurrect: ResurrectResult;
   settings: DaemonSettings;
   kill: ActionResult;
   'daemon-stop': Record<string, never>;

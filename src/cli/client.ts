@@ -15,6 +15,7 @@ import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, typ
 import { VERSION } from '../version.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
+let versionNoticeShown = false;
 const DAEMON_MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 
 interface Pending {
@@ -55,7 +56,14 @@ export class DaemonClient {
       throw new AgentpmError('daemon-unreachable', `no agentpm daemon is running for ${paths.home}; start one with \`agentpm daemon start\``);
     }
     const client = new DaemonClient(socket);
-    await client.request({ type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION });
+    const hello = await client.request({ type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION });
+    if (hello.version !== VERSION && !versionNoticeShown) {
+      versionNoticeShown = true;
+      process.stderr.write(
+        `agentpm: the running daemon is agentpm ${hello.version} (pid ${hello.pid}); this command is agentpm ${VERSION}. ` +
+          'Replace it with `agentpm daemon restart`: your apps keep running and the new daemon adopts them.\n',
+      );
+    }
     return client;
   }
 

@@ -12,6 +12,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { AgentEvent, RequestBody, ResultMap, Target } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { DaemonClient } from './client.js';
+import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
 
 const paths = homePaths(resolveHome());
@@ -117,28 +118,6 @@ async function specsForStart(target: string, args: string[], options: StartOptio
   return { apps: resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() }), settings: null };
 }
 
-/** Waits (bounded) until the daemon process is gone, not only its socket. */
-async function waitForExit(pid: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0); // signal 0 sends nothing: it only asks whether the pid exists
-    } catch {
-      return;
-    }
-    await new Promise((done) => setTimeout(done, 20));
-  }
-}
-
-async function tryConnectExisting(): Promise<DaemonClient | null> {
-  try {
-    return await DaemonClient.connect(paths, { autostart: false });
-  } catch (error) {
-    if (error instanceof AgentpmError && error.code === 'daemon-unreachable') return null;
-    throw error;
-  }
-}
-
 const program = new Command();
 program
   .name('agentpm')
@@ -169,18 +148,22 @@ program
   .addHelpText('after', '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts')
   .action(async (target: string, args: string[], options: StartOptions) => {
     const { apps, settings } = await specsForStart(target, args, options);
-    const list = await withDaemon(true, async (client) => {
+    const { isConfigFile } = await import('../config/load.js');
+    // Re-running start with a config applies it (restarting only what changed); a script started twice is refused.
+    const ifRunning = options.replace ? 'replace' : isConfigFile(target) ? 'apply' : 'refuse';
+    const { result, list } = await withDaemon(true, async (client) => {
       if (settings) await client.request({ type: 'settings', settings });
-      await client.request({ type: 'start', apps, replace: options.replace === true });
-      return client.request({ type: 'ls' });
+      const started = await client.request({ type: 'start', apps, ifRunning });
+      return { result: started, list: await client.request({ type: 'ls' }) };
     });
-    if (options.json) printJson(list);
-    else print(renderList(list));
+    if (options.json) return printJson(list);
+    if (result.restarted.length > 0) print(`restarted with a changed definition: ${result.restarted.join(', ')}`);
+    if (result.unchanged.length > 0) print(`unchanged, left running: ${result.unchanged.join(', ')}`);
+    print(renderList(list));
   });
 
 for (const [verb, description] of [
   ['stop', 'stop apps: stop signal to every process of the tree, SIGKILL after the kill timeout'],
-  ['restart', 'stop each app completely, then start it again'],
   ['delete', 'stop apps and remove them from the registry'],
 ] as const) {
   const command = program
@@ -197,6 +180,41 @@ for (const [verb, description] of [
       else print(renderList(list));
     });
   if (verb === 'delete') command.alias('del');
+}
+
+for (const verb of ['restart', 'reload'] as const) {
+  program
+    .command(verb)
+    .description(
+      verb === 'restart'
+        ? 'stop each app completely (its whole tree), then start it again'
+        : 'the same as restart: agents have no zero-downtime cluster mode, so each tree is stopped, then started',
+    )
+    .argument('<names...>', "app names, or 'all'")
+    .option('--wait', 'wait until each app is online and stable for its minUptime; exit 1 with a summary if any is not')
+    .option('--timeout <duration>', 'with --wait: how long each app may take (default 60s)')
+    .option('--parallel <n>', 'with --wait: apps restarted at once (default 1, so memory never doubles across all agents)')
+    .option('--json', 'print the app list (or with --wait, the per-app summary) as JSON')
+    .addHelpText('after', `
+Example (an upgrade script):
+  git pull && npm ci && agentpm ${verb} all --wait --timeout 2m || exit 1`)
+    .action(async (names: string[], options: { wait?: boolean; timeout?: string; parallel?: string; json?: boolean }) => {
+      if (options.wait) {
+        const { restartAndWait, renderWaitSummary } = await import('./restart-wait.js');
+        const summary = await withDaemon(true, (client) => restartAndWait(client, targetOf(names), options));
+        if (options.json) printJson(summary);
+        else print(renderWaitSummary(summary));
+        if (!summary.ok) process.exitCode = 1;
+        return;
+      }
+      if (options.timeout || options.parallel) throw new AgentpmError('invalid-argument', '--timeout and --parallel go with --wait');
+      const list = await withDaemon(true, async (client) => {
+        await client.request({ type: 'restart', target: targetOf(names) });
+        return client.request({ type: 'ls' });
+      });
+      if (options.json) printJson(list);
+      else print(renderList(list));
+    });
 }
 
 program
@@ -328,10 +346,42 @@ program
   });
 
 program
+  .command('save')
+  .description('snapshot the app list (definitions, and which should run) to AGENTPM_HOME/dump.json')
+  .action(async () => {
+    const { file, apps } = await call({ type: 'save' });
+    print(`saved ${apps.length} app(s) to ${file}`);
+  });
+
+program
+  .command('resurrect')
+  .description('start the apps of the last `agentpm save` that should run; never a second tree of a running app')
+  .action(async () => {
+    const { started, skipped, file } = await call({ type: 'resurrect' });
+    print(`from ${file}: started ${started.length > 0 ? started.join(', ') : 'nothing'}${skipped.length > 0 ? `; already running: ${skipped.join(', ')}` : ''}`);
+  });
+
+program
+  .command('startup')
+  .description('print (or --install) a systemd unit that starts the daemon at boot')
+  .argument('<system>', "only 'systemd' for now")
+  .option('--user', 'a user unit (~/.config/systemd/user), no root needed')
+  .option('--install', 'write the unit file and print the commands that enable it')
+  .option('--tasks-max <n>', 'TasksMax for the whole fleet (processes and threads of all agents)')
+  .option('--memory-max <size>', "MemoryMax for the whole fleet, e.g. '12G'")
+  .action(async (system: string, options: { user?: boolean; install?: boolean; tasksMax?: string; memoryMax?: string }) => {
+    if (system !== 'systemd') throw new AgentpmError('invalid-argument', `unknown init system '${system}'; supported: systemd`);
+    const { systemdUnit, installUnit } = await import('./startup.js');
+    const unit = systemdUnit({ home: paths.home, user: options.user === true, tasksMax: options.tasksMax ?? null, memoryMax: options.memoryMax ?? null });
+    if (!options.install) return print(unit);
+    print(installUnit(unit, options.user === true));
+  });
+
+program
   .command('kill')
   .description('stop every app, then the daemon')
   .action(async () => {
-    const client = await tryConnectExisting();
+    const client = await connectIfRunning(paths);
     if (!client) return print('no daemon running');
     try {
       const { pid } = await client.request({ type: 'status' });
@@ -355,23 +405,24 @@ daemon
   .command('stop')
   .description('stop the daemon, leaving every app running for the next daemon to adopt')
   .action(async () => {
-    const client = await tryConnectExisting();
-    if (!client) return print('no daemon running');
-    try {
-      const { pid } = await client.request({ type: 'status' });
-      await client.request({ type: 'daemon-stop' });
-      await waitForExit(pid);
-    } finally {
-      client.close();
-    }
-    print('daemon stopped; apps keep running');
+    const pid = await stopDaemon(paths);
+    print(pid === null ? 'no daemon running' : `daemon ${pid} stopped; apps keep running`);
+  });
+daemon
+  .command('restart')
+  .description('replace the daemon (e.g. after upgrading agentpm) while every app keeps running; the new one adopts them')
+  .action(async () => {
+    const before = await stopDaemon(paths);
+    const status = await withDaemon(true, (client) => client.request({ type: 'status' }));
+    const apps = (await call({ type: 'ls' })).filter((app) => app.status === 'online').length;
+    print(`${before === null ? 'no daemon was running; started' : `daemon ${before} replaced by`} pid ${status.pid} (agentpm ${status.version}); ${apps} app(s) online`);
   });
 daemon
   .command('status')
   .description("the daemon's pid, version, uptime and home (exit 1 if not running)")
   .option('--json', 'machine-readable output')
   .action(async (options: { json?: boolean }) => {
-    const client = await tryConnectExisting();
+    const client = await connectIfRunning(paths);
     if (!client) {
       if (options.json) printJson({ running: false, home: paths.home });
       else print(`no daemon running for ${paths.home}`);

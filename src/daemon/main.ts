@@ -3,9 +3,10 @@
  * serves the socket, and on SIGTERM/SIGINT or `daemon stop` leaves every app running for the next
  * daemon. Started detached by the CLI; its own output goes to AGENTPM_HOME/daemon.log.
  */
+import { rmSync, writeFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
-import { createProcessTable } from '../proc/table.js';
+import { createProcessTable, type ProcessTable } from '../proc/table.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_TICK_MS } from '../config/defaults.js';
 import { EventBus } from './events.js';
@@ -19,6 +20,8 @@ async function main(): Promise<void> {
   const home = resolveHome();
   const paths = ensurePrivateHome(home);
   const lock = await acquireDaemonLock(home);
+  const table = await createProcessTable();
+  writePidFile(paths.pidFile, table);
   const loaded = loadRegistry(paths.registry);
   if (!loaded.ok) {
     throw new AgentpmError(
@@ -29,7 +32,7 @@ async function main(): Promise<void> {
   }
   const tickMs = Number(process.env['AGENTPM_TICK_MS'] ?? DEFAULT_TICK_MS);
   const events = new EventBus({ file: paths.events });
-  const supervisor = new Supervisor({ paths, table: await createProcessTable(), events, tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
+  const supervisor = new Supervisor({ paths, table, events, tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
   let exiting = false;
   const exit = (mode: ExitMode | 'signal'): void => {
     if (exiting) return;
@@ -37,6 +40,7 @@ async function main(): Promise<void> {
     events.emit('daemon', null, null, 'exiting', { pid: process.pid, mode, appsLeftRunning: mode !== 'kill' });
     supervisor.shutdown();
     server.close();
+    rmSync(paths.pidFile, { force: true });
     lock.release();
     // Give the last replies a moment to flush before the process ends.
     setTimeout(() => process.exit(0), 50).unref();
@@ -55,6 +59,11 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
   process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
+}
+
+/** Lets a CLI of another protocol version find and replace this daemon (see `agentpm daemon restart`). */
+function writePidFile(path: string, table: ProcessTable): void {
+  writeFileSync(path, JSON.stringify({ pid: process.pid, startTime: table.read(process.pid)?.startTime ?? null }), { mode: 0o600 });
 }
 
 main().catch((error: unknown) => {

@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { LIMIT_ACTIONS, MEMORY_METRICS, type Request } from '../protocol.js';
+import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
   message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
@@ -65,7 +65,9 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('status') }),
   z.strictObject({ id, type: z.literal('ls') }),
   z.strictObject({ id, type: z.literal('show'), name: appName }),
-  z.strictObject({ id, type: z.literal('start'), apps: z.array(appSpecSchema).min(1), replace: z.boolean() }),
+  z.strictObject({ id, type: z.literal('start'), apps: z.array(appSpecSchema).min(1), ifRunning: z.enum(['refuse', 'replace', 'apply']) }),
+  z.strictObject({ id, type: z.literal('save') }),
+  z.strictObject({ id, type: z.literal('resurrect') }),
   z.strictObject({ id, type: z.literal('stop'), target }),
   z.strictObject({ id, type: z.literal('restart'), target }),
   z.strictObject({ id, type: z.literal('delete'), target }),
@@ -92,6 +94,12 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('kill') }),
   z.strictObject({ id, type: z.literal('daemon-stop') }),
 ]);
+
+/** A saved definition read back from disk, validated as strictly as one from the socket. */
+export function parseAppSpec(value: unknown): AppSpec | null {
+  const result = appSpecSchema.safeParse(value);
+  return result.success ? (result.data as AppSpec) : null;
+}
 
 export type ParsedRequest = { ok: true; request: Request } | { ok: false; id: number | null; message: string };
 

@@ -137,6 +137,8 @@ export class ControlServer {
           uptimeMs: Date.now() - this.startedAt,
           home: this.paths.home,
           apps: supervisor.appCount,
+          // systemd sets INVOCATION_ID for the processes of a unit.
+          supervisedBy: process.env['INVOCATION_ID'] ? 'systemd' : null,
           rss: process.memoryUsage.rss(),
           tickMs: supervisor.tickMs,
           machine: readMachineMemory(),
@@ -146,7 +148,7 @@ export class ControlServer {
       case 'show':
         return supervisor.show(request.name);
       case 'start':
-        return { apps: await supervisor.start(request.apps, request.replace) };
+        return supervisor.start(request.apps, request.ifRunning);
       case 'stop':
         return { apps: await supervisor.stop(request.target) };
       case 'restart':
@@ -161,6 +163,10 @@ export class ControlServer {
         if (request.app !== null) supervisor.recentEvents(request.app, 1); // an unknown app is an error
         subscribe(request.app);
         return {};
+      case 'save':
+        return supervisor.save();
+      case 'resurrect':
+        return supervisor.resurrect();
       case 'reap':
         return supervisor.reap(request.options);
       case 'settings':

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { AgentpmError } from '../errors.js';
@@ -115,7 +115,21 @@ export async function spawnInstance(spec: AppSpec, home: string, table: ProcessT
     // After a successful spawn the only errors are failed kill() calls, which agentpm never makes through
     // the handle (it signals by verified pid). Listening keeps a stray one from crashing the daemon.
   });
+  resetOomScore(pid);
   // The child cannot have been reaped yet (libuv reaps on a later loop turn), so its stat is readable.
   const proc = table.read(pid);
   return { id, pid, startTime: proc?.startTime ?? -1, startedAt: Date.now(), child, exited };
+}
+
+/**
+ * A daemon protected from the OOM killer (OOMScoreAdjust=-500 in its unit) passes that protection to
+ * every child. Agents are the ones to sacrifice before their supervisor, so each root starts at 0
+ * (raising one's score needs no privilege). Best effort: not every platform has the file.
+ */
+function resetOomScore(pid: number): void {
+  try {
+    if (Number(readFileSync('/proc/self/oom_score_adj', 'latin1')) < 0) writeFileSync(`/proc/${pid}/oom_score_adj`, '0');
+  } catch {
+    // no /proc, or not permitted: the child keeps the daemon's score
+  }
 }

@@ -2,11 +2,29 @@
  * The registry of apps in memory, and everything the apps need from the machine: spawning, ending
  * trees, the monitor tick over the process table, limits, events, and persistence after every change.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
 import { maskEnv } from '../mask.js';
 import { appLogPaths, type HomePaths } from '../home.js';
-import type { AgentEvent, AppDetail, AppSpec, AppSummary, DaemonSettings, EventType, OrphanInfo, ReapOptions, ReapResult, Target, TreeProcess } from '../protocol.js';
+import type {
+  AgentEvent,
+  AppDetail,
+  AppSpec,
+  AppSummary,
+  DaemonSettings,
+  EventType,
+  IfRunning,
+  OrphanInfo,
+  ReapOptions,
+  ReapResult,
+  ResurrectResult,
+  SaveResult,
+  StartResult,
+  Target,
+  TreeProcess,
+} from '../protocol.js';
+import { parseAppSpec } from './requests.js';
 import { DEFAULT_REAP_GRACE_MS, DEFAULT_REAP_INTERVAL_MS } from '../config/defaults.js';
 import type { HomeView } from '../reap/find.js';
 import { endOrphans, listOrphans, reap, type ReapContext } from '../reap/reap.js';
@@ -104,22 +122,32 @@ export class Supervisor implements AppHost {
 
   // ---- requests ----
 
-  async start(specs: AppSpec[], replace: boolean): Promise<string[]> {
+  async start(specs: AppSpec[], ifRunning: IfRunning): Promise<StartResult> {
     const names = specs.map((spec) => spec.name);
     const duplicate = names.find((name, index) => names.indexOf(name) !== index);
     if (duplicate) throw new AgentpmError('invalid-argument', `app name ${duplicate} appears twice in one start; names must be unique`);
-    if (!replace) {
+    if (ifRunning === 'refuse') {
       const running = specs.filter((spec) => this.apps.get(spec.name)?.active);
       if (running.length > 0) {
         const list = running.map((spec) => spec.name).join(', ');
         throw new AgentpmError('already-running', `${list} already running; use \`agentpm restart ${list}\`, or start with --replace`);
       }
     }
+    const result: StartResult = { apps: names, started: [], restarted: [], unchanged: [] };
     for (const spec of specs) {
       const existing = this.apps.get(spec.name);
-      if (existing && replace && existing.active) await existing.restart(spec);
-      else if (existing) await existing.start(spec);
-      else {
+      if (existing?.active) {
+        if (ifRunning === 'apply' && sameDefinition(existing.spec, spec)) {
+          result.unchanged.push(spec.name);
+          continue;
+        }
+        // A new definition of a running app: its whole tree ends before the new one starts.
+        await existing.restart(spec);
+        result.restarted.push(spec.name);
+      } else if (existing) {
+        await existing.start(spec);
+        result.started.push(spec.name);
+      } else {
         const app = new App(spec, this);
         this.apps.set(spec.name, app);
         try {
@@ -129,9 +157,45 @@ export class Supervisor implements AppHost {
           this.persist();
           throw error;
         }
+        result.started.push(spec.name);
       }
     }
-    return names;
+    return result;
+  }
+
+  /** `agentpm save`: a snapshot of the app list (definitions and whether each should run). */
+  save(): SaveResult {
+    const apps = [...this.apps.values()].map((app) => ({ spec: app.spec, desired: app.active ? 'running' : app.desired }));
+    const temp = `${this.paths.dump}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), apps }, null, 1), { mode: 0o600 });
+    renameSync(temp, this.paths.dump);
+    return { file: this.paths.dump, apps: apps.map((app) => app.spec.name) };
+  }
+
+  /** `agentpm resurrect`: starts the saved apps that should run, never a second tree of a running one. */
+  async resurrect(): Promise<ResurrectResult> {
+    let saved: { apps: { spec: AppSpec; desired: string }[] };
+    try {
+      saved = JSON.parse(readFileSync(this.paths.dump, 'utf8')) as typeof saved;
+    } catch (error) {
+      throw new AgentpmError('invalid-argument', `cannot read ${this.paths.dump} (${(error as Error).message}); run \`agentpm save\` first`);
+    }
+    const result: ResurrectResult = { file: this.paths.dump, started: [], skipped: [] };
+    const wanted = saved.apps.filter((app) => app.desired === 'running');
+    for (const { spec } of wanted) {
+      const parsed = parseAppSpec(spec);
+      if (!parsed) {
+        this.log(null, `resurrect: skipped an invalid saved definition (${String(spec?.name)})`);
+        continue;
+      }
+      if (this.apps.get(parsed.name)?.active) {
+        result.skipped.push(parsed.name);
+        continue;
+      }
+      await this.start([parsed], 'refuse');
+      result.started.push(parsed.name);
+    }
+    return result;
   }
 
   async stop(target: Target): Promise<string[]> {
@@ -461,4 +525,14 @@ export class Supervisor implements AppHost {
 
 function instanceRef(instance: Instance): InstanceRef {
   return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: instance.exited !== null, followDetached: instance.followDetached };
+}
+
+/**
+ * Whether a running app's definition is unchanged. The caller's environment (baseEnv) is left out: it
+ * differs from shell to shell, and is taken when an app (re)starts; a change of the app's own `env` counts.
+ */
+function sameDefinition(current: AppSpec, next: AppSpec): boolean {
+  const { baseEnv: _a, ...a } = current;
+  const { baseEnv: _b, ...b } = next;
+  return isDeepStrictEqual(a, b);
 }

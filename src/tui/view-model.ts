@@ -191,10 +191,13 @@ export function treePane(state: MonitState, app: AppSummary | null, rect: Rect, 
     const line: Line = [segment(figures), segment(row.prefix, 'muted'), segment(sanitize(row.cmd), row.pid === app.pid ? 'strong' : undefined)];
     lines.push(fitLine(line, width, { ellipsis: glyphs.ellipsis }));
   }
-  let title = `tree · ${app.name} · ${rows.length} process${rows.length === 1 ? '' : 'es'}`;
+  let title = `tree · ${app.name} · `;
   if (rows.length > bodyRows) {
-    const more = `${first > 0 ? glyphs.up : ' '}${first + bodyRows < rows.length ? glyphs.down : ' '}`;
-    title += ` · ${first + 1}-${Math.min(rows.length, first + bodyRows)} of ${rows.length} ${more} PgUp/PgDn`;
+    // Scrolling: where we are, and arrows for the directions there is more in (PgUp/PgDn go there).
+    const more = `${first > 0 ? glyphs.up : ''}${first + bodyRows < rows.length ? glyphs.down : ''}`;
+    title += `${first + 1}-${Math.min(rows.length, first + bodyRows)} of ${rows.length} ${more}`;
+  } else {
+    title += `${rows.length} process${rows.length === 1 ? '' : 'es'}`;
   }
   return { id: 'tree', rect, title: truncateTitle(title, rect.width, glyphs), lines };
 }
@@ -208,7 +211,10 @@ export function memoryPane(samples: readonly Sample[], app: AppSummary | null, r
   const values = samples.map((sample) => sample.bytes);
   const limit = app.limits.memory;
   const current = values[values.length - 1] ?? 0;
-  const stats = `now ${formatBytes(current)}  min ${formatBytes(Math.min(...values))}  max ${formatBytes(Math.max(...values))}${limit !== null ? `  limit ${formatBytes(limit)}` : ''}`;
+  const limitText = limit !== null ? `  limit ${formatBytes(limit)}` : '';
+  const full = `now ${formatBytes(current)}  min ${formatBytes(Math.min(...values))}  max ${formatBytes(Math.max(...values))}${limitText}`;
+  // In a narrow pane the minimum goes first: the limit matters more.
+  const stats = textWidth(full) <= width ? full : `now ${formatBytes(current)}  max ${formatBytes(Math.max(...values))}${limit !== null ? ` / ${formatBytes(limit)}` : ''}`;
   const style = limit !== null && limit > 0 ? levelStyle(Math.max(...values) / limit) : 'info';
   return {
     id: 'memory',

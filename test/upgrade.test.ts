@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
+
+const IDLE = join(FIXTURES, 'idle.mjs');
+const CRASHER = join(FIXTURES, 'crasher.mjs');
+
+function writeConfig(rig: Rig, apps: Record<string, unknown>[]): string {
+  const file = join(rig.home, 'ecosystem.config.json');
+  writeFileSync(file, JSON.stringify({ apps }));
+  return file;
+}
+
+test('restart --wait: one at a time, waits for minUptime, and fails with a per-app summary', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const config = writeConfig(rig, [
+    { name: 'steady', script: IDLE, minUptime: '1s' },
+    { name: 'other', script: IDLE, minUptime: '1s' },
+    { name: 'broken', script: CRASHER, minUptime: '1s', env: { LIFETIME_MS: 300 }, restartDelay: '10s' },
+  ]);
+  await rig.ok(['start', config]);
+  const good = await rig.cli(['restart', 'steady', 'other', '--wait', '--json']);
+  assert.equal(good.code, 0, good.stderr);
+  const summary = JSON.parse(good.stdout) as { ok: boolean; apps: { name: string; ok: boolean; waitedMs: number }[] };
+  assert.equal(summary.ok, true);
+  assert.deepEqual(summary.apps.map((app) => [app.name, app.ok]), [['steady', true], ['other', true]]);
+  assert.ok(summary.apps.every((app) => app.waitedMs >= 1000), 'each waited for its minUptime');
+
+  const bad = await rig.cli(['restart', 'all', '--wait', '--timeout', '5s']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /broken\s+FAILED\s+backoff.*did not stay up: backoff, last exit crashed \(code 1\)/);
+  assert.match(bad.stdout, /steady\s+ok\s+online/);
+  assert.match(bad.stdout, /1 of 3 app\(s\) did not come up/);
+
+  const misuse = await rig.cli(['restart', 'steady', '--parallel', '2']);
+  assert.equal(misuse.code, 1);
+  assert.match(misuse.stderr, /--timeout and --parallel go with --wait/);
+  const reload = await rig.cli(['reload', 'steady']);
+  assert.equal(reload.code, 0, 'reload is restart');
+});
+
+test('re-running start with a changed config restarts only the apps whose definition changed', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const same = { name: 'same', script: IDLE };
+  const edited = { name: 'edited', script: IDLE, env: { MODE: 'a' } };
+  await rig.ok(['start', writeConfig(rig, [same, edited])]);
+  const before = await rig.ls();
+  const out = await rig.ok(['start', writeConfig(rig, [same, { ...edited, env: { MODE: 'b' } }, { name: 'added', script: IDLE }])]);
+  assert.match(out, /restarted with a changed definition: edited/);
+  assert.match(out, /unchanged, left running: same/);
+  const after = await rig.ls();
+  const pid = (list: typeof before, name: string): number | null => list.find((app) => app.name === name)?.pid ?? null;
+  assert.equal(pid(after, 'same'), pid(before, 'same'), 'the unchanged app was not touched');
+  assert.notEqual(pid(after, 'edited'), pid(before, 'edited'));
+  assert.equal((await rig.show('edited')).definition.env['MODE'], 'b');
+  assert.equal(after.find((app) => app.name === 'added')?.status, 'online');
+  assert.equal(rig.tagged().length, 3, 'one tree per app, none twice');
+});
+
+test('daemon restart replaces the daemon while every app keeps running; save and resurrect never duplicate', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'a']);
+  await rig.ok(['start', IDLE, '--name', 'b']);
+  const before = await rig.ls();
+  const oldDaemon = rig.daemonPid();
+  const out = await rig.ok(['daemon', 'restart']);
+  assert.match(out, new RegExp(`daemon ${oldDaemon} replaced by pid \\d+ \\(agentpm [^)]+\\); 2 app\\(s\\) online`));
+  assert.notEqual(rig.daemonPid(), oldDaemon);
+  const after = await rig.ls();
+  assert.deepEqual(after.map((app) => [app.name, app.pid, app.restarts]), before.map((app) => [app.name, app.pid, 0]), 'no agent was restarted');
+
+  assert.match(await rig.ok(['save']), /saved 2 app\(s\)/);
+  assert.match(await rig.ok(['resurrect']), /started nothing; already running: a, b/);
+  assert.equal(rig.tagged().length, 2);
+  await rig.ok(['delete', 'b']);
+  assert.match(await rig.ok(['resurrect']), /started b; already running: a/);
+  assert.equal(rig.tagged().length, 2);
+});
+
+test('startup systemd prints a unit with KillMode=control-group and installs a user unit', async (t) => {
+  const rig = await Rig.create();
+  const fakeHome = mkdtempSync(join(tmpdir(), 'agentpm-unit-'));
+  t.after(async () => {
+    await rig.dispose();
+    rmSync(fakeHome, { recursive: true, force: true });
+  });
+  const unit = await rig.ok(['startup', 'systemd', '--user', '--tasks-max', '2048', '--memory-max', '12G']);
+  for (const line of ['KillMode=control-group', 'Restart=on-failure', 'TimeoutStopSec=150', 'OOMScoreAdjust=-500', 'TasksMax=2048', 'MemoryMax=12G', `Environment=AGENTPM_HOME=${rig.home}`, 'WantedBy=default.target']) {
+    assert.ok(unit.split('\n').includes(line), `the unit has ${line}`);
+  }
+  assert.match(unit, /^ExecStart=\S+node \S+dist\/daemon\/main\.js$/m);
+  const installed = await rig.cli(['startup', 'systemd', '--user', '--install'], { env: { HOME: fakeHome } });
+  assert.equal(installed.code, 0, installed.stderr);
+  const file = join(fakeHome, '.config', 'systemd', 'user', 'agentpm.service');
+  assert.match(installed.stdout, new RegExp(`wrote ${file}`));
+  assert.match(readFileSync(file, 'utf8'), /KillMode=control-group/);
+  const unknown = await rig.cli(['startup', 'upstart']);
+  assert.equal(unknown.code, 1);
+});
