@@ -75,6 +75,8 @@ export class App {
   /** A limit action is queued or running: the monitor does not decide another until it is done. */
   enforcing = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running. */
+  private pending = 0;
   private disposed = false;
 
   constructor(
@@ -337,9 +339,36 @@ export class App {
   }
 
   private exclusive<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(operation, operation);
+    const guarded = async (): Promise<T> => {
+      this.pending += 1;
+      try {
+        return await operation();
+      } finally {
+        this.pending -= 1;
+      }
+    };
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * An operation that failed half-way (a bug, an unexpected error from the OS) can leave the app in
+   * `stopping` with nobody ending its tree. The monitor calls this on every tick: with no operation
+   * under way, the tree is ended again and the app moves on as after any exit. The instance is kept in
+   * `stopping` until then, so a new tree can never start beside a live old one.
+   */
+  recoverIfStuck(): void {
+    if (this.pending > 0 || this.disposed || this.state.id !== 'stopping') return;
+    const instance = this.state.instance;
+    this.host.log(this, `instance ${instance.id} was left stopping by a failed operation; ending its tree again`);
+    this.exclusiveInBackground('recovering', async () => {
+      if (this.state.id !== 'stopping' || this.state.instance !== instance) return;
+      const { seen } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
+      const status = instance.exited ? await withTimeout(instance.exited, EXIT_STATUS_WAIT_MS) : null;
+      this.recordExit(instance, status, this.desired === 'stopped' ? 'stopped' : null, false, Math.max(0, seen - 1), null);
+      this.scheduleRestart(instance);
+    });
   }
 
   private exclusiveInBackground(what: string, operation: () => Promise<void>): void {
