@@ -185,3 +185,16 @@ test('a daemon refuses to start beside another one for the same home', async (t)
   const ls = await rig.cli(['ls']);
   assert.equal(ls.code, 0, 'the first daemon still serves');
 });
+
+test('a daemon whose home was deleted under it re-creates its socket, so commands reach it again', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', join(FIXTURES, 'idle.mjs'), '--name', 'survivor']);
+  const daemon = rig.daemonPid();
+  const { rmSync } = await import('node:fs');
+  rmSync(rig.home, { recursive: true, force: true });
+  const list = await rig.ls();
+  assert.deepEqual(list.map((app) => [app.name, app.status]), [['survivor', 'online']]);
+  assert.equal(rig.daemonPid(), daemon, 'the same daemon answers: no second one was started');
+  assert.equal(statSync(rig.home).mode & 0o777, 0o700);
+});

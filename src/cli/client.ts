@@ -141,6 +141,8 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
       const output = readTail(paths.daemonLog, logStart).trim();
       throw new AgentpmError('daemon-unreachable', `the agentpm daemon failed to start (exit ${exitCode}):\n${output || '(no output)'}\nSee ${paths.daemonLog}.`);
     }
+    // Exit 3: another daemon holds this home's lock. It is starting (we connect in a moment), or its
+    // socket file was removed, in which case it re-creates it within a few seconds.
     await sleep(20);
   }
   throw new AgentpmError('daemon-unreachable', `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);

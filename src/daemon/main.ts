@@ -16,6 +16,9 @@ import { ControlServer, type ExitMode } from './server.js';
 import { Supervisor } from './supervisor.js';
 
 
+/** How often the daemon checks that its socket file still exists. */
+const SOCKET_CHECK_MS = 2000;
+
 async function main(): Promise<void> {
   const home = resolveHome();
   const paths = ensurePrivateHome(home);
@@ -52,6 +55,10 @@ async function main(): Promise<void> {
   await server.listen();
   await restored;
   supervisor.startTicking();
+  const socketCheck = setInterval(() => {
+    server.ensureReachable().catch((error: unknown) => supervisor.log(null, `cannot re-create the socket: ${(error as Error).message}`));
+  }, SOCKET_CHECK_MS);
+  socketCheck.unref();
   process.on('SIGTERM', () => exit('signal'));
   process.on('SIGINT', () => exit('signal'));
   process.on('SIGHUP', () => undefined);

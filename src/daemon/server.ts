@@ -3,11 +3,11 @@
  * oversized request is answered with an error (or the connection is closed); it never reaches the
  * supervisor and never takes the daemon down.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { AgentpmError, toErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
-import type { HomePaths } from '../home.js';
+import { ensurePrivateHome, type HomePaths } from '../home.js';
 import { readMachineMemory } from '../proc/machine.js';
 import { PROTOCOL_VERSION, type EventPush, type Request, type Response, type ResultMap } from '../protocol.js';
 import { VERSION } from '../version.js';
@@ -20,6 +20,7 @@ export class ControlServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly startedAt = Date.now();
+  private relistening = false;
 
   constructor(
     private readonly paths: HomePaths,
@@ -47,6 +48,23 @@ export class ControlServer {
       process.umask(previous);
     }
     chmodSync(this.paths.socket, 0o600);
+  }
+
+  /**
+   * Re-creates the socket if its file is gone (the home was deleted or cleaned while the daemon ran).
+   * The daemon still holds the home's lock, so without this no client could reach it and no new
+   * daemon could start: every command would hang until its timeout.
+   */
+  async ensureReachable(): Promise<void> {
+    if (existsSync(this.paths.socket) || this.relistening) return;
+    this.relistening = true;
+    try {
+      ensurePrivateHome(this.paths.home);
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      await this.listen();
+    } finally {
+      this.relistening = false;
+    }
   }
 
   close(): void {
