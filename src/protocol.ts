@@ -89,7 +89,7 @@ export interface AppSpec {
   reap: boolean;
   /** Absolute paths whose changes restart the app (null: no watching). */
   watch: string[] | null;
-  /** Extra ignore patterns (globs or paths); node_modules, .git, logs and AGENTPM_HOME are always ignored. */
+  /** Extra ignore patterns (globs or paths); node_modules, .git, __pycache__, *.log and AGENTPM_HOME are always ignored. */
   ignoreWatch: string[];
   /** Quiet time after the last change before the restart. */
   watchDelayMs: number;
@@ -175,6 +175,8 @@ export const EVENT_TYPES = [
   'backoff',
   'give-up',
   'daemon',
+  /** reason 'ready' (watching; data: paths), 'restart' (a file change restarts the app; data: changes, files) or 'error' (data: message). */
+  'watch',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

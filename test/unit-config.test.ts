@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isConfigFile } from '../src/config/load.js';
 import { closest, resolveApps, type ResolveContext } from '../src/config/resolve.js';
+import { defineConfig } from '../src/index.js';
 import { AgentpmError } from '../src/errors.js';
 import type { AppSpec } from '../src/protocol.js';
 
@@ -186,8 +187,8 @@ describe('resolveApps: refused configs', () => {
   });
 
   test('an unknown field far from every known one lists the known fields instead', () => {
-    const text = refusal({ apps: [{ script: 'bot.ts', watch: true }] });
-    assert.match(text, /unknown field `watch`; known fields: name, script, args,/);
+    const text = refusal({ apps: [{ script: 'bot.ts', healthcheck: true }] });
+    assert.match(text, /unknown field `healthcheck`; known fields: name, script, args,/);
     assert.doesNotMatch(text, /did you mean/);
   });
 
@@ -292,5 +293,56 @@ describe('isConfigFile', () => {
     for (const path of ['bot.ts', 'agent.py', 'config.ts', 'myecosystem.ts', 'configure.js', 'ecosystem.py', 'ecosystem.config.yaml', 'app.config', '/srv/ecosystem.config.js/bot.ts']) {
       assert.equal(isConfigFile(path), false, path);
     }
+  });
+});
+
+describe('resolveApps: named environments (env_<name>)', () => {
+  const config = {
+    apps: [
+      { name: 'bot', script: 'bot.ts', env: { LOG_LEVEL: 'debug', REGION: 'eu' }, env_production: { LOG_LEVEL: 'warn', WORKERS: 4 }, env_staging: { LOG_LEVEL: 'info' } },
+      { name: 'worker', script: 'worker.js', env: { QUEUE: 'default' } },
+    ],
+  };
+
+  test('without --env, env alone applies; the env_ blocks are accepted fields', () => {
+    const [bot, worker] = resolveApps(config, context);
+    assert.deepEqual(bot?.env, { LOG_LEVEL: 'debug', REGION: 'eu' });
+    assert.deepEqual(worker?.env, { QUEUE: 'default' });
+  });
+
+  test('the selected environment is merged over env; apps without it keep their env', () => {
+    const [bot, worker] = resolveApps(config, { ...context, environment: 'production' });
+    assert.deepEqual(bot?.env, { LOG_LEVEL: 'warn', REGION: 'eu', WORKERS: '4' });
+    assert.deepEqual(worker?.env, { QUEUE: 'default' });
+    // The order of the keys in the file does not matter.
+    const reversed = only({ apps: [{ script: 'bot.ts', env_production: { A: 'prod' }, env: { A: 'base' } }] });
+    assert.deepEqual(reversed.env, { A: 'base' });
+    const [selected] = resolveApps({ apps: [{ script: 'bot.ts', env_production: { A: 'prod' }, env: { A: 'base' } }] }, { ...context, environment: 'production' });
+    assert.deepEqual(selected?.env, { A: 'prod' });
+  });
+
+  test('an environment no app defines is refused, listing the ones that exist', () => {
+    let caught: unknown;
+    try {
+      resolveApps(config, { ...context, environment: 'prod' });
+    } catch (error) {
+      caught = error;
+    }
+    assert.ok(caught instanceof AgentpmError);
+    assert.match(caught.message, /no app defines the environment 'prod' \(env_prod\); environments defined: production, staging/);
+    assert.throws(() => resolveApps({ apps: [{ script: 'bot.ts' }] }, { ...context, environment: 'production' }), /no app has named environments \(add env_<name> blocks next to env\)/);
+  });
+
+  test('env_<name> blocks are typed in AppConfig (checked by the typecheck of the tests)', () => {
+    const config = defineConfig({ apps: [{ script: 'bot.ts', env: { A: 1 }, env_production: { A: 2, B: true }, env_staging: { A: 'x' } }] });
+    // @ts-expect-error an environment is an object of variables, not a string
+    const wrong = defineConfig({ apps: [{ script: 'bot.ts', env_production: 'A=1' }] });
+    assert.ok(config && wrong);
+  });
+
+  test('every env_ block is checked, selected or not', () => {
+    const text = refusal({ apps: [{ script: 'bot.ts', env_staging: ['A=1'], env_production: { A: { nested: true } } }] });
+    assert.match(text, /field `env_staging`: expected an object of NAME: value, got \["A=1"\]/);
+    assert.match(text, /field `env_production.A`: expected a string, number or boolean/);
   });
 });

@@ -42,9 +42,16 @@ const SAMPLES: Record<EventType, { event: AgentEvent; facts: string[] }> = {
   backoff: { event: event('backoff', null, { delayMs: 4_000, unstableExits: 3 }), facts: ['4000 ms', '3 in a row'] },
   'give-up': { event: event('give-up', null, { restartsInWindow: 5, windowMs: 600_000, maxRestarts: 5 }), facts: ['gave up', '5 restarts', '10m', 'errored'] },
   daemon: { event: event('daemon', 'started', { pid: 99, version: '0.1.0' }, null), facts: ['daemon started', 'pid 99'] },
+  watch: { event: event('watch', 'restart', { changes: 7, files: ['src/a.ts', 'src/b.ts'] }), facts: ['file change', 'restarting', '7 changes', 'src/a.ts, src/b.ts, …'] },
 };
 
 describe('describeEvent', () => {
+  test('renders every kind of watch event', () => {
+    assert.match(describeEvent(event('watch', 'ready', { paths: ['/srv/bot/src', '/srv/bot/prompts'], ignore: [] })), /watching \/srv\/bot\/src, \/srv\/bot\/prompts for changes/);
+    assert.match(describeEvent(event('watch', 'restart', { changes: 1, files: ['a.ts'] })), /restarting \(1 change: a\.ts\)$/);
+    assert.match(describeEvent(event('watch', 'error', { message: 'ENOSPC: System limit for number of file watchers reached' })), /watching failed: ENOSPC/);
+  });
+
   for (const type of EVENT_TYPES) {
     test(`renders ${type} with its key facts`, () => {
       const sample = SAMPLES[type];

@@ -80,6 +80,7 @@ interface StartOptions {
   maxMemory?: string;
   maxChildren?: string;
   onLimit?: string;
+  only?: string;
   replace?: boolean;
   json?: boolean;
 }
@@ -89,16 +90,29 @@ async function specsForStart(target: string, args: string[], options: StartOptio
   if (isConfigFile(target)) {
     const scriptOnly = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'onLimit'] as const;
     const given = scriptOnly.filter((key) => options[key] !== undefined);
-    if (given.length > 0 || options.env.length > 0 || args.length > 0 || !options.autorestart) {
-      throw new AgentpmError('invalid-argument', `${target} is a config file; options such as --${given[0] ?? 'env'} apply to a single script. Set them in the config instead.`);
+    if (given.length > 0 || args.length > 0 || !options.autorestart) {
+      throw new AgentpmError('invalid-argument', `${target} is a config file; options such as --${given[0] ?? 'name'} apply to a single script. Set them in the config instead.`);
     }
-    return loadConfigFile(target, callerEnv());
+    // For a config file, --env names an environment: each app's env_<name> over its env (PM2 style).
+    const [environment, ...more] = options.env;
+    if (more.length > 0 || environment?.includes('=')) {
+      throw new AgentpmError(
+        'invalid-argument',
+        `with a config file, --env takes one environment name (its apps' env_<name> blocks), e.g. --env production; got ${options.env.map((item) => `'${item}'`).join(', ')}. Set variables in the config's env or env_<name> instead.`,
+      );
+    }
+    const only = options.only?.split(',').map((name) => name.trim()).filter(Boolean);
+    if (options.only !== undefined && only?.length === 0) throw new AgentpmError('invalid-argument', `--only expects app names separated by commas, got '${options.only}'`);
+    const loaded = await loadConfigFile(target, callerEnv(), { environment: environment ?? null, only: only ?? null });
+    for (const warning of loaded.warnings ?? []) process.stderr.write(`agentpm: warning: ${warning}\n`);
+    return loaded;
   }
+  if (options.only !== undefined) throw new AgentpmError('invalid-argument', `--only selects apps of a config file; ${target} is a script`);
   const { resolveApps } = await import('../config/resolve.js');
   const env: Record<string, string> = {};
   for (const pair of options.env) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new AgentpmError('invalid-argument', `--env expects NAME=value, got '${pair}'`);
+    if (eq <= 0) throw new AgentpmError('invalid-argument', `--env expects NAME=value, got '${pair}' (a bare name such as --env production selects an environment of a config file)`);
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const app: Record<string, unknown> = { script: target, args, env, autorestart: options.autorestart };
@@ -132,7 +146,8 @@ program
   .argument('[args...]', 'arguments for the script (after --)')
   .option('-n, --name <name>', 'app name (default: the script file name)')
   .option('--cwd <dir>', 'working directory (default: the current directory)')
-  .option('--env <NAME=value>', 'set an environment variable (repeatable)', collect, [])
+  .option('--env <NAME=value|name>', 'script: set an environment variable (repeatable); config file: use the named environment (env_<name>)', collect, [])
+  .option('--only <names>', 'config file: start only these apps (comma-separated)')
   .option('--interpreter <program>', "interpreter: node, tsx, python3, bash, none (execute directly), or any program")
   .option('--interpreter-args <args>', 'arguments for the interpreter')
   .option('--kill-timeout <duration>', 'grace between the stop signal and SIGKILL (default 10s)')
@@ -145,7 +160,10 @@ program
   .option('--on-limit <action>', "'restart' (default) or 'kill-offender' (end the largest/newest descendants first)")
   .option('--replace', 'if the app is running, stop its whole tree and start the new definition')
   .option('--json', 'print the app list as JSON')
-  .addHelpText('after', '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts --env production --only bot,worker\n  agentpm start ecosystem.config.js           # a PM2 ecosystem file works too',
+  )
   .action(async (target: string, args: string[], options: StartOptions) => {
     const { apps, settings } = await specsForStart(target, args, options);
     const { isConfigFile } = await import('../config/load.js');
@@ -391,6 +409,20 @@ program
     } finally {
       client.close();
     }
+  });
+
+program
+  .command('import')
+  .description('convert another process manager\'s config: prints the equivalent ecosystem.config.ts')
+  .argument('<format>', "'pm2'")
+  .argument('<file>', 'a PM2 ecosystem file (module.exports = { apps: [...] })')
+  .addHelpText('after', '\nExample:\n  agentpm import pm2 ecosystem.config.js > ecosystem.config.ts')
+  .action(async (format: string, file: string) => {
+    if (format !== 'pm2') throw new AgentpmError('invalid-argument', `cannot import '${format}'; supported: pm2`);
+    const { convertPm2File } = await import('../config/load.js');
+    const { source, warnings } = await convertPm2File(file);
+    for (const warning of warnings) process.stderr.write(`agentpm: warning: ${warning}\n`);
+    process.stdout.write(source);
   });
 
 const daemon = program.command('daemon').description('control the background daemon');

@@ -145,6 +145,15 @@ export function describeEventText(event: AgentEvent): string {
     case 'daemon':
       text = `daemon ${String(event.reason)} (pid ${numberOf(data, 'pid')})`;
       break;
+    case 'watch': {
+      const files = Array.isArray(data['files']) ? (data['files'] as unknown[]).map(String) : [];
+      const count = numberOf(data, 'changes');
+      const paths = Array.isArray(data['paths']) ? (data['paths'] as unknown[]).map(String) : [];
+      if (event.reason === 'restart') text = `file change: restarting (${count} change${count === 1 ? '' : 's'}${files.length > 0 ? `: ${files.join(', ')}${count > files.length ? ', …' : ''}` : ''})`;
+      else if (event.reason === 'ready') text = `watching ${paths.join(', ')} for changes`;
+      else text = `watching failed: ${String(data['message'] ?? event.reason)}`;
+      break;
+    }
     default:
       return unreachable(event.type);
   }

@@ -1,13 +1,16 @@
 /**
  * Loading a config file: `.ts/.mts/.cts` through tsx (loaded only when needed, so other commands do
  * not pay for it), `.js/.mjs/.cjs` by import, `.json` by parsing. The export is `default` (or
- * `module.exports`), a `defineConfig({ apps })` object.
+ * `module.exports`), a `defineConfig({ apps })` object, or a PM2 ecosystem file (mapped, see pm2.ts).
+ * `import ... from 'agentpm'` in a config resolves to the running agentpm wherever the config lives.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import Module, { register } from 'node:module';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AgentpmError } from '../errors.js';
 import type { AppSpec, DaemonSettings } from '../protocol.js';
+import { fromPm2, isPm2Config, toEcosystemTs } from './pm2.js';
 import { resolveApps, resolveReapSettings } from './resolve.js';
 
 const CONFIG_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json'];
@@ -24,19 +27,85 @@ export interface LoadedConfig {
   apps: AppSpec[];
   /** From the top-level `reap` section, if any. */
   settings: Partial<DaemonSettings> | null;
+  /** For the user, never fatal: e.g. the PM2 fields that have no equivalent. */
+  warnings?: string[];
 }
 
-export async function loadConfigFile(path: string, baseEnv: Record<string, string>): Promise<LoadedConfig> {
+export interface LoadOptions {
+  /** `--env production`: each app's `env_production` over its `env`. */
+  environment?: string | null;
+  /** `--only a,b`: these apps only (the whole file is still validated). */
+  only?: string[] | null;
+}
+
+export async function loadConfigFile(path: string, baseEnv: Record<string, string>, options: LoadOptions = {}): Promise<LoadedConfig> {
+  const file = resolve(path);
+  let exported = await importConfig(file);
+  const warnings: string[] = [];
+  if (isPm2Config(exported)) {
+    const mapped = fromPm2(exported, file);
+    if (mapped.problems.length > 0) throw configProblems(mapped.problems, 'nothing was started');
+    warnings.push(...mapped.warnings);
+    exported = mapped.config;
+  }
+  let apps = resolveApps(exported, { source: file, baseDir: dirname(file), baseEnv, environment: options.environment ?? null });
+  if (options.only && options.only.length > 0) {
+    const names = apps.map((app) => app.name);
+    const unknown = options.only.filter((name) => !names.includes(name));
+    if (unknown.length > 0) {
+      throw new AgentpmError('invalid-argument', `--only: no app named ${unknown.join(', ')} in ${file}; its apps: ${names.join(', ')}`);
+    }
+    const only = new Set(options.only);
+    apps = apps.filter((app) => only.has(app.name));
+  }
+  return { apps, settings: resolveReapSettings(exported, file), warnings };
+}
+
+/** `agentpm import pm2 <file>`: the equivalent ecosystem.config.ts, and what could not be carried over. */
+export async function convertPm2File(path: string): Promise<{ source: string; warnings: string[] }> {
   const file = resolve(path);
   const exported = await importConfig(file);
-  const apps = resolveApps(exported, { source: file, baseDir: dirname(file), baseEnv });
-  return { apps, settings: resolveReapSettings(exported, file) };
+  if (typeof exported !== 'object' || exported === null || !Array.isArray((exported as Record<string, unknown>)['apps'])) {
+    throw new AgentpmError('invalid-config', `${file}: expected a PM2 ecosystem file, module.exports = { apps: [...] }`);
+  }
+  const mapped = fromPm2(exported, basename(file));
+  if (mapped.problems.length > 0) throw configProblems(mapped.problems, 'nothing was converted');
+  return { source: toEcosystemTs(mapped.config, { from: basename(file), warnings: mapped.warnings }), warnings: mapped.warnings };
+}
+
+function configProblems(problems: string[], outcome: string): AgentpmError {
+  return new AgentpmError('invalid-config', `${problems.length === 1 ? 'invalid configuration' : `${problems.length} problems in the configuration`}; ${outcome}:\n  ${problems.join('\n  ')}`);
+}
+
+let selfResolving = false;
+
+/**
+ * Once per process, before a config is imported: `agentpm` resolves to this agentpm (see
+ * self-hook.ts), for import through a module hook and for require() through CommonJS resolution,
+ * which node 20's module hooks do not see (tsx runs a `.ts` config outside a `"type": "module"`
+ * package as CommonJS, so its `import` becomes a require()).
+ */
+function resolveSelf(): void {
+  if (selfResolving) return;
+  selfResolving = true;
+  const hook = new URL('./self-hook.js', import.meta.url);
+  const entry = new URL('../index.js', import.meta.url);
+  const cjsEntry = fileURLToPath(new URL('./define.cjs', import.meta.url));
+  // Running from the sources (tests under tsx): there is no compiled entry to map to.
+  if (![fileURLToPath(hook), fileURLToPath(entry), cjsEntry].every((file) => existsSync(file))) return;
+  register(hook, { data: { entry: entry.href } });
+  const cjs = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
+  const original = cjs._resolveFilename;
+  cjs._resolveFilename = function resolveFilename(this: unknown, request: string, ...rest: unknown[]): string {
+    return request === 'agentpm' ? cjsEntry : original.call(this, request, ...rest);
+  };
 }
 
 async function importConfig(file: string): Promise<unknown> {
   try {
     const extension = extname(file);
     if (extension === '.json') return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    resolveSelf();
     let loaded: Record<string, unknown>;
     if (extension === '.ts' || extension === '.mts' || extension === '.cts') {
       const { tsImport } = await import('tsx/esm/api');
@@ -53,6 +122,11 @@ async function importConfig(file: string): Promise<unknown> {
     if (code === 'ENOENT' || code === 'ERR_MODULE_NOT_FOUND') {
       throw new AgentpmError('invalid-config', `cannot load ${file}: ${(error as Error).message}`);
     }
-    throw new AgentpmError('invalid-config', `cannot load ${file}: ${(error as Error).message.split('\n')[0]}; fix the file and try again`);
+    const message = (error as Error).message.split('\n')[0] ?? '';
+    if (/(module|exports|require) is not defined in ES module scope/.test(message)) {
+      // A PM2 file (module.exports = ...) inside a "type": "module" package.
+      throw new AgentpmError('invalid-config', `cannot load ${file}: ${message}; it is CommonJS in a "type": "module" package: rename it to ${basename(file, extname(file))}.cjs`);
+    }
+    throw new AgentpmError('invalid-config', `cannot load ${file}: ${message}; fix the file and try again`);
   }
 }

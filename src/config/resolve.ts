@@ -17,9 +17,11 @@ export interface ResolveContext {
   /** Relative scripts and cwds resolve against this directory. */
   baseDir: string;
   baseEnv: Record<string, string>;
+  /** The named environment to apply (`--env production`: each app's `env_production` over its `env`). */
+  environment?: string | null;
 }
 
-const APP_FIELDS = [
+export const APP_FIELDS = [
   'name',
   'script',
   'args',
@@ -48,6 +50,8 @@ const APP_FIELDS = [
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A named environment block: `env_production`, `env_staging`... */
+const ENVIRONMENT_FIELD = /^env_(.+)$/;
 
 type Record_ = Record<string, unknown>;
 
@@ -58,6 +62,18 @@ export function resolveApps(config: unknown, context: ResolveContext): AppSpec[]
   }
   const apps = (config as { apps: unknown[] }).apps;
   if (apps.length === 0) throw new AgentpmError('invalid-config', `${context.source}: \`apps\` is empty; add at least one app`);
+  const environment = context.environment ?? null;
+  if (environment !== null) {
+    const defined = new Set(apps.flatMap((app) => (typeof app === 'object' && app !== null ? Object.keys(app).flatMap((key) => ENVIRONMENT_FIELD.exec(key)?.[1] ?? []) : [])));
+    if (!defined.has(environment)) {
+      throw new AgentpmError(
+        'invalid-config',
+        `${context.source}: no app defines the environment '${environment}' (env_${environment}); ${
+          defined.size > 0 ? `environments defined: ${[...defined].sort().join(', ')}` : 'no app has named environments (add env_<name> blocks next to env)'
+        }`,
+      );
+    }
+  }
   const specs: AppSpec[] = [];
   apps.forEach((app, index) => {
     const spec = resolveApp(app, index, context, problems);
@@ -98,7 +114,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     where += ` ("${name}")`;
   }
   for (const key of Object.keys(app)) {
-    if (!(APP_FIELDS as readonly string[]).includes(key)) {
+    if (!(APP_FIELDS as readonly string[]).includes(key) && !ENVIRONMENT_FIELD.test(key)) {
       const suggestion = closest(key, APP_FIELDS);
       problems.push(`${where}: unknown field \`${key}\`${suggestion ? `; did you mean \`${suggestion}\`?` : `; known fields: ${APP_FIELDS.join(', ')}`}`);
     }
@@ -132,17 +148,21 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     problem('interpreterArgs', `expected an array of strings, got ${show(interpreterArgs)}`);
   }
 
-  const env: Record<string, string> = {};
-  const envInput = app['env'];
-  if (envInput !== undefined) {
-    if (typeof envInput !== 'object' || envInput === null || Array.isArray(envInput)) problem('env', `expected an object of NAME: value, got ${show(envInput)}`);
-    else {
-      for (const [key, value] of Object.entries(envInput)) {
-        if (['string', 'number', 'boolean'].includes(typeof value)) env[key] = String(value);
-        else problem(`env.${key}`, `expected a string, number or boolean, got ${show(value)}`);
-      }
+  // `env`, then the selected named environment over it; every env_<name> block is checked either way.
+  const readEnv = (field: string, into: Record<string, string>): void => {
+    const input = app[field];
+    if (input === undefined) return;
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) return problem(field, `expected an object of NAME: value, got ${show(input)}`);
+    for (const [key, value] of Object.entries(input)) {
+      if (['string', 'number', 'boolean'].includes(typeof value)) into[key] = String(value);
+      else problem(`${field}.${key}`, `expected a string, number or boolean, got ${show(value)}`);
     }
-  }
+  };
+  const env: Record<string, string> = {};
+  const selected: Record<string, string> = {};
+  readEnv('env', env);
+  for (const field of Object.keys(app).filter((key) => ENVIRONMENT_FIELD.test(key))) readEnv(field, field === `env_${context.environment ?? ''}` ? selected : {});
+  Object.assign(env, selected);
 
   const stopSignal = app['stopSignal'] ?? DEFAULTS.stopSignal;
   if (typeof stopSignal !== 'string' || !(stopSignal in constants.signals)) {

@@ -18,7 +18,13 @@ export interface AppConfig {
   /** 'node', 'tsx', 'python3', 'bash', 'none' (execute directly) or any program; by extension if unset. */
   interpreter?: string;
   interpreterArgs?: string[];
+  /** Added to the environment of the command that started the app. */
   env?: Record<string, string | number | boolean>;
+  /**
+   * Named environments (PM2 style): `env_production: { LOG_LEVEL: 'warn' }` is merged over `env` when
+   * started with `agentpm start <config> --env production`.
+   */
+  [environment: `env_${string}`]: Record<string, string | number | boolean> | undefined;
   /** Signal for a graceful stop (default SIGTERM). */
   stopSignal?: SignalName;
   /** Grace between the stop signal and SIGKILL for the whole tree (default '10s'). */
@@ -54,7 +60,7 @@ export interface AppConfig {
   reap?: boolean;
   /** Restart on file changes: true watches cwd; or a list of paths (relative to cwd). */
   watch?: boolean | string[];
-  /** Added to the ignores that always apply: node_modules, .git, *.log and the agentpm home. */
+  /** Added to the ignores that always apply (node_modules, .git, __pycache__, *.log, the agentpm home), never replacing them. */
   ignoreWatch?: string[];
   /** Quiet time after the last change before restarting (default '1s'). */
   watchDelay?: Duration;

@@ -40,6 +40,7 @@ import { evaluateLimits, FRESH_BREACH_STATE, type BreachState } from './limits.j
 import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monitor.js';
 import { REGISTRY_VERSION, saveRegistry, type PersistedApp, type RegistryFile } from './registry.js';
 import { spawnInstance } from './spawn.js';
+import { Watchers } from './watch.js';
 
 export interface SupervisorOptions {
   paths: HomePaths;
@@ -67,12 +68,14 @@ export class Supervisor implements AppHost {
   private sweeping: Promise<void> | null = null;
   private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [] };
   private persistEnabled = false;
+  private readonly watchers: Watchers;
 
   constructor(private readonly options: SupervisorOptions) {
     this.paths = options.paths;
     this.table = options.table;
     this.events = options.events;
     this.cpu = new CpuMeter(options.table.clockTicksPerSecond);
+    this.watchers = new Watchers(this, options.paths.home);
   }
 
   // ---- lifecycle of the supervisor itself ----
@@ -116,6 +119,7 @@ export class Supervisor implements AppHost {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.sweepSoon) clearTimeout(this.sweepSoon);
     for (const app of this.apps.values()) app.dispose();
+    this.watchers.closeAll();
     this.persist();
     this.persistEnabled = false;
   }
@@ -160,6 +164,7 @@ export class Supervisor implements AppHost {
         result.started.push(spec.name);
       }
     }
+    await this.watchers.ready(names); // once start answers, a change to a watched file is seen
     return result;
   }
 
@@ -215,6 +220,7 @@ export class Supervisor implements AppHost {
     await Promise.all(apps.map((app) => app.stop()));
     for (const app of apps) {
       app.dispose();
+      this.watchers.close(app.name);
       this.apps.delete(app.name);
       this.figures.delete(app.name);
       this.breaches.delete(app.name);
@@ -337,6 +343,7 @@ export class Supervisor implements AppHost {
       if (this.persistEnabled && this.ticker) this.scheduleSweep(250);
     }
     this.lastScanAt = 0; // the next `ls` must see the new tree
+    this.watchers.sync(app); // watch while an app with `watch` is meant to run
     this.persist();
   }
 
@@ -478,7 +485,10 @@ export class Supervisor implements AppHost {
       if (!rootAlive && instance.exited === null && app.status === 'online') app.rootExited(instance.id, null);
       if (tick && rootAlive && app.status === 'online' && !app.enforcing) this.checkLimits(app, instance, tree);
     }
-    if (tick) this.cpu.rotate();
+    if (tick) {
+      this.cpu.rotate();
+      for (const app of this.apps.values()) app.recoverIfStuck();
+    }
     this.figures = figures;
   }
 
