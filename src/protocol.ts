@@ -15,6 +15,8 @@ export type { MachineMemory } from './proc/machine.js';
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+export type HealthState = 'starting' | 'healthy' | 'unhealthy';
+
 export const APP_STATUSES = ['stopped', 'starting', 'online', 'stopping', 'backoff', 'errored'] as const;
 export type AppStatus = (typeof APP_STATUSES)[number];
 
@@ -32,6 +34,9 @@ export const EXIT_REASONS = [
   'spawn-failed',
   'memory-limit',
   'children-limit',
+  'health-failed',
+  'hung',
+  'memory-pressure',
 ] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
@@ -93,6 +98,66 @@ export interface AppSpec {
   ignoreWatch: string[];
   /** Quiet time after the last change before the restart. */
   watchDelayMs: number;
+  /** Alert hooks of this app (the global ones in DaemonSettings apply too). */
+  notify: NotifyHook[];
+  health: HealthCheck | null;
+  /** No new output on stdout or stderr for this long means hung: restart with reason `hung`. */
+  hangTimeoutMs: number | null;
+  /** Memory-pressure guard: the lowest priority is chosen first (then the largest tree). */
+  priority: number;
+  guardAction: GuardAction;
+  /** Written to the root's /proc/<pid>/oom_score_adj at start, so the kernel and earlyoom pick the right victim. */
+  oomScoreAdj: number | null;
+}
+
+/** What alerting can be subscribed to: a stable vocabulary over the event stream. */
+export const NOTIFY_KINDS = [
+  'crash',
+  'oom-killed',
+  'killed-by-signal',
+  'limit-restart',
+  'backoff',
+  'errored',
+  'health-failed',
+  'hung',
+  'memory-pressure',
+  'orphans-reaped',
+] as const;
+export type NotifyKind = (typeof NOTIFY_KINDS)[number];
+
+export interface NotifyHook {
+  /** A shell command; the event JSON arrives on stdin, key fields in AGENTPM_EVENT_* variables. */
+  command: string | null;
+  /** A URL the event JSON is POSTed to (retried with backoff). */
+  webhook: string | null;
+  /** null: every kind. */
+  events: NotifyKind[] | null;
+  timeoutMs: number;
+}
+
+export interface HealthCheck {
+  /** Healthy when a GET answers 2xx or 3xx within the timeout. */
+  http: string | null;
+  /** Healthy when this shell command exits 0 within the timeout (run in the app's cwd). */
+  command: string | null;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failures before a restart with reason `health-failed`. */
+  retries: number;
+  /** Failures during this time after a start do not count. */
+  startPeriodMs: number;
+}
+
+export const GUARD_ACTIONS = ['restart', 'stop'] as const;
+export type GuardAction = (typeof GUARD_ACTIONS)[number];
+
+export interface GuardSettings {
+  /** Act when MemAvailable falls below this many bytes... */
+  minAvailableBytes: number | null;
+  /** ...or below this percentage of MemTotal... */
+  minAvailablePercent: number | null;
+  /** ...or when /proc/pressure/memory "some avg10" rises above this. */
+  pressureSomeAvg10: number | null;
 }
 
 export const MEMORY_METRICS = ['rss', 'pss'] as const;
@@ -118,6 +183,8 @@ export interface AppSummary {
   processes: number;
   /** CPU use of the whole tree over the last monitor tick, in percent of one core. */
   cpu: number;
+  /** With a health check: 'starting' (in its start period), 'healthy' or 'unhealthy'; null without one. */
+  health: HealthState | null;
   limits: AppLimits;
   lastExit: ExitRecord | null;
 }
@@ -175,6 +242,12 @@ export const EVENT_TYPES = [
   'backoff',
   'give-up',
   'daemon',
+  /** reason 'healthy' | 'unhealthy' | 'failed' (data: consecutive failures, message). */
+  'health',
+  /** The memory-pressure guard acted (reason memory-pressure; data: available, victim) or memory recovered. */
+  'guard',
+  /** An alert hook failed (data: hook, message); supervision goes on. */
+  'notify-failed',
   /** reason 'ready' (watching; data: paths), 'restart' (a file change restarts the app; data: changes, files) or 'error' (data: message). */
   'watch',
 ] as const;
@@ -253,6 +326,10 @@ export interface DaemonSettings {
   reapIntervalMs: number;
   /** Unmanaged patterns swept periodically (opt-in, from a config file's top-level `reap`). */
   unmanaged: UnmanagedReap[];
+  /** Alert hooks for every app. */
+  notify: NotifyHook[];
+  /** The memory-pressure guard; null is off (the default). */
+  guard: GuardSettings | null;
 }
 
 /** A frame the daemon sends on its own, on a connection that subscribed. */
@@ -274,6 +351,7 @@ export type Request =
   | { id: number; type: 'events'; app: string | null; limit: number }
   | { id: number; type: 'subscribe'; app: string | null }
   | { id: number; type: 'reap'; options: ReapOptions }
+  | { id: number; type: 'notify-test'; app: string | null }
   | { id: number; type: 'save' }
   | { id: number; type: 'resurrect' }
   | { id: number; type: 'settings'; settings: Partial<DaemonSettings> }
@@ -294,6 +372,11 @@ export interface StartResult extends ActionResult {
   restarted: string[];
   /** Running apps whose definition is the same: left alone. */
   unchanged: string[];
+}
+
+export interface NotifyTestResult {
+  /** One entry per hook the sample event went through. */
+  deliveries: { hook: string; ok: boolean; message: string }[];
 }
 
 export interface SaveResult {
@@ -326,6 +409,7 @@ export interface ResultMap {
   events: AgentEvent[];
   subscribe: Record<string, never>;
   reap: ReapResult;
+  'notify-test': NotifyTestResult;
   save: SaveResult;
   resurrect: ResurrectResult;
   settings: DaemonSettings;

@@ -78,6 +78,12 @@ describe('resolveApps: accepted configs', () => {
       watch: null,
       ignoreWatch: [],
       watchDelayMs: 1_000,
+      notify: [],
+      health: null,
+      hangTimeoutMs: null,
+      priority: 0,
+      guardAction: 'restart',
+      oomScoreAdj: null,
     } satisfies AppSpec);
   });
 

@@ -42,6 +42,12 @@ const SAMPLES: Record<EventType, { event: AgentEvent; facts: string[] }> = {
   backoff: { event: event('backoff', null, { delayMs: 4_000, unstableExits: 3 }), facts: ['4000 ms', '3 in a row'] },
   'give-up': { event: event('give-up', null, { restartsInWindow: 5, windowMs: 600_000, maxRestarts: 5 }), facts: ['gave up', '5 restarts', '10m', 'errored'] },
   daemon: { event: event('daemon', 'started', { pid: 99, version: '0.1.0' }, null), facts: ['daemon started', 'pid 99'] },
+  health: { event: event('health', 'failed', { failures: 3, message: 'HTTP 503' }), facts: ['health check failed 3 time(s)', 'HTTP 503'] },
+  guard: {
+    event: event('guard', 'memory-pressure', { availableBytes: 300 * MB, pressure: 42, action: 'restart', victim: 'bot' }, null),
+    facts: ['memory pressure', '300 MB available', 'PSI some avg10 42', 'restart bot'],
+  },
+  'notify-failed': { event: event('notify-failed', 'timeout', { hook: 'webhook http://127.0.0.1:9/x', message: 'timed out after 10000 ms' }), facts: ['alert hook failed', 'timed out'] },
   watch: { event: event('watch', 'restart', { changes: 7, files: ['src/a.ts', 'src/b.ts'] }), facts: ['file change', 'restarting', '7 changes', 'src/a.ts, src/b.ts, …'] },
 };
 
@@ -122,6 +128,7 @@ describe('describeEvent', () => {
 
 function summary(fields: Partial<AppSummary> & { name: string }): AppSummary {
   return {
+    health: null,
     status: 'online',
     pid: 1234,
     restarts: 0,
@@ -253,6 +260,12 @@ describe('renderDetail', () => {
       watch: null,
       ignoreWatch: [],
       watchDelayMs: 1_000,
+      notify: [],
+      health: null,
+      hangTimeoutMs: null,
+      priority: 0,
+      guardAction: 'restart',
+      oomScoreAdj: null,
     },
     logs: { out: '/logs/bot.out.log', err: '/logs/bot.err.log' },
     tree: [

@@ -154,6 +154,21 @@ export function describeEventText(event: AgentEvent): string {
       else text = `watching failed: ${String(data['message'] ?? event.reason)}`;
       break;
     }
+    case 'health':
+      text =
+        event.reason === 'failed'
+          ? `health check failed ${numberOf(data, 'failures')} time(s) in a row: ${String(data['message'] ?? '')}`
+          : `now ${String(event.reason)}${data['message'] ? ` (${String(data['message'])})` : ''}`;
+      break;
+    case 'guard':
+      text =
+        event.reason === 'memory-pressure'
+          ? `memory pressure (${formatBytes(numberOf(data, 'availableBytes'))} available${typeof data['pressure'] === 'number' ? `, PSI some avg10 ${String(data['pressure'])}` : ''}): ${String(data['action'])} ${String(data['victim'])}`
+          : `memory recovered (${formatBytes(numberOf(data, 'availableBytes'))} available)`;
+      break;
+    case 'notify-failed':
+      text = `alert hook failed (${String(data['hook'])}): ${String(data['message'] ?? event.reason)}`;
+      break;
     default:
       return unreachable(event.type);
   }

@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AgentpmError } from '../errors.js';
 import type { AppSpec, DaemonSettings } from '../protocol.js';
 import { fromPm2, isPm2Config, toEcosystemTs } from './pm2.js';
-import { resolveApps, resolveReapSettings } from './resolve.js';
+import { resolveApps, resolveDaemonSettings } from './resolve.js';
 
 const CONFIG_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json'];
 
@@ -58,7 +58,7 @@ export async function loadConfigFile(path: string, baseEnv: Record<string, strin
     const only = new Set(options.only);
     apps = apps.filter((app) => only.has(app.name));
   }
-  return { apps, settings: resolveReapSettings(exported, file), warnings };
+  return { apps, settings: resolveDaemonSettings(exported, file), warnings };
 }
 
 /** `agentpm import pm2 <file>`: the equivalent ecosystem.config.ts, and what could not be carried over. */

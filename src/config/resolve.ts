@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type DaemonSettings } from '../protocol.js';
+import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -47,6 +48,12 @@ export const APP_FIELDS = [
   'watch',
   'ignoreWatch',
   'watchDelay',
+  'notify',
+  'health',
+  'hangTimeout',
+  'priority',
+  'guardAction',
+  'oomScoreAdj',
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -216,6 +223,14 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     problem('ignoreWatch', `expected an array of paths or globs, got ${show(ignoreInput)}`);
   }
 
+  const integerIn = <T extends number | null>(field: string, min: number, max: number, fallback: T): number | T => {
+    const value = app[field];
+    if (value === undefined) return fallback;
+    if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+    problem(field, `expected a whole number from ${min} to ${max}, got ${show(value)}`);
+    return fallback;
+  };
+
   const spec: AppSpec = {
     name: typeof name === 'string' ? name : '',
     script: scriptPath,
@@ -243,6 +258,12 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     watch,
     ignoreWatch: Array.isArray(ignoreInput) ? (ignoreInput as string[]) : [],
     watchDelayMs: duration('watchDelay', DEFAULTS.watchDelay),
+    notify: resolveNotify(app['notify'], 'notify', problem),
+    health: resolveHealth(app['health'], 'health', problem),
+    hangTimeoutMs: app['hangTimeout'] === undefined ? null : duration('hangTimeout', 0) || null,
+    priority: integerIn('priority', -1_000_000, 1_000_000, 0) ?? 0,
+    guardAction: resolveGuardAction(app['guardAction'], 'guardAction', problem),
+    oomScoreAdj: integerIn('oomScoreAdj', -1000, 1000, null),
   };
   return problems.length === before ? spec : null;
 }
@@ -252,7 +273,21 @@ function splitArgs(input: string): string[] {
   return [...input.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((match) => match[1] ?? match[2] ?? match[3] ?? '');
 }
 
-/** The config's top-level `reap` section: daemon settings, validated like the apps. */
+/** The config's top-level daemon settings (`reap`, `notify`, `guard`), validated like the apps. */
+export function resolveDaemonSettings(config: unknown, source: string): Partial<DaemonSettings> | null {
+  const settings: Partial<DaemonSettings> = { ...resolveReapSettings(config, source) };
+  const problems: string[] = [];
+  const problem = (where: string, message: string): void => {
+    problems.push(`${source}: ${where}: ${message}`);
+  };
+  const top = config as Record_;
+  if (top['notify'] !== undefined) settings.notify = resolveNotify(top['notify'], 'notify', problem);
+  if (top['guard'] !== undefined) settings.guard = resolveGuard(top['guard'], 'guard', problem);
+  if (problems.length > 0) throw new AgentpmError('invalid-config', `invalid configuration; nothing was started:\n  ${problems.join('\n  ')}`);
+  return Object.keys(settings).length > 0 ? settings : null;
+}
+
+/** The config's top-level `reap` section. */
 export function resolveReapSettings(config: unknown, source: string): Partial<DaemonSettings> | null {
   const section = (config as Record_)['reap'];
   if (section === undefined) return null;

@@ -64,6 +64,41 @@ export interface AppConfig {
   ignoreWatch?: string[];
   /** Quiet time after the last change before restarting (default '1s'). */
   watchDelay?: Duration;
+  /** Alert hooks for this app's events (the config's top-level `notify` applies to every app). */
+  notify?: NotifyConfig | NotifyConfig[];
+  /** Restarted with reason `health-failed` after `retries` consecutive failures. */
+  health?: { http?: string; command?: string; interval?: Duration; timeout?: Duration; retries?: number; startPeriod?: Duration };
+  /** No new output on stdout/stderr for this long means hung: restarted with reason `hung`. */
+  hangTimeout?: Duration;
+  /** Memory-pressure guard: lower priority is chosen first (default 0), then the larger tree. */
+  priority?: number;
+  /** What the guard does to this app: 'restart' (default) or 'stop'. */
+  guardAction?: 'restart' | 'stop';
+  /** Written to the root's oom_score_adj (-1000..1000): higher is killed first by the kernel and earlyoom. */
+  oomScoreAdj?: number;
+}
+
+export type NotifyKind =
+  | 'crash'
+  | 'oom-killed'
+  | 'killed-by-signal'
+  | 'limit-restart'
+  | 'backoff'
+  | 'errored'
+  | 'health-failed'
+  | 'hung'
+  | 'memory-pressure'
+  | 'orphans-reaped';
+
+export interface NotifyConfig {
+  /** Shell command: event JSON on stdin, AGENTPM_EVENT_TYPE/APP/REASON/AT/MESSAGE in its environment. */
+  command?: string;
+  /** POST the event JSON here (retried with backoff). */
+  webhook?: string;
+  /** Which kinds (default: all). */
+  events?: NotifyKind[];
+  /** Per call (default '10s'). */
+  timeout?: Duration;
 }
 
 export interface ReapConfig {
@@ -76,4 +111,8 @@ export interface ReapConfig {
 export interface EcosystemConfig {
   apps: AppConfig[];
   reap?: ReapConfig;
+  /** Alert hooks for every app. */
+  notify?: NotifyConfig | NotifyConfig[];
+  /** Memory-pressure guard, off by default: acts before earlyoom and the kernel OOM killer do. */
+  guard?: { minAvailable?: Size; pressure?: { someAvg10: number } };
 }

@@ -19,7 +19,7 @@
  * cannot happen: a new instance is spawned only after the old one is confirmed gone.
  */
 import { AgentpmError } from '../errors.js';
-import type { AppSpec, AppStatus, EventType, ExitReason, ExitRecord } from '../protocol.js';
+import type { AppSpec, AppStatus, EventType, ExitReason, ExitRecord, HealthState } from '../protocol.js';
 import { signalIfSameProcess } from '../proc/kill.js';
 import type { ProcessTable } from '../proc/table.js';
 import { EMPTY_HISTORY, decideRestart, type RestartHistory } from './backoff.js';
@@ -74,6 +74,8 @@ export class App {
   exits: ExitRecord[] = [];
   /** A limit action is queued or running: the monitor does not decide another until it is done. */
   enforcing = false;
+  /** The health check's verdict on the current instance (see health.ts). */
+  health: HealthState = 'starting';
   private queue: Promise<unknown> = Promise.resolve();
   /** Operations queued or running. */
   private pending = 0;

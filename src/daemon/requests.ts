@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type Request } from '../protocol.js';
+import { GUARD_ACTIONS, LIMIT_ACTIONS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
   message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
@@ -14,6 +14,13 @@ const appName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'app names are 1-64 characters of letters, digits, . _ - (not starting with . _ -)');
 const ms = z.number().int().nonnegative();
 const env = z.record(z.string(), z.string());
+
+const notifyHook = z.strictObject({
+  command: z.string().min(1).nullable(),
+  webhook: z.string().url().nullable(),
+  events: z.array(z.enum(NOTIFY_KINDS)).nullable(),
+  timeoutMs: z.number().int().positive(),
+});
 
 export const appSpecSchema = z.strictObject({
   name: appName,
@@ -42,6 +49,21 @@ export const appSpecSchema = z.strictObject({
   watch: z.array(z.string().min(1)).max(100).nullable(),
   ignoreWatch: z.array(z.string()).max(1000),
   watchDelayMs: ms,
+  notify: z.array(notifyHook).max(20),
+  health: z
+    .strictObject({
+      http: z.string().url().nullable(),
+      command: z.string().min(1).nullable(),
+      intervalMs: z.number().int().min(100),
+      timeoutMs: z.number().int().min(50),
+      retries: z.number().int().min(1),
+      startPeriodMs: ms,
+    })
+    .nullable(),
+  hangTimeoutMs: z.number().int().positive().nullable(),
+  priority: z.number().int(),
+  guardAction: z.enum(GUARD_ACTIONS),
+  oomScoreAdj: z.number().int().min(-1000).max(1000).nullable(),
 });
 
 const regex = z.string().min(1).max(1000).refine(
@@ -66,6 +88,7 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('ls') }),
   z.strictObject({ id, type: z.literal('show'), name: appName }),
   z.strictObject({ id, type: z.literal('start'), apps: z.array(appSpecSchema).min(1), ifRunning: z.enum(['refuse', 'replace', 'apply']) }),
+  z.strictObject({ id, type: z.literal('notify-test'), app: appName.nullable() }),
   z.strictObject({ id, type: z.literal('save') }),
   z.strictObject({ id, type: z.literal('resurrect') }),
   z.strictObject({ id, type: z.literal('stop'), target }),
@@ -89,7 +112,19 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({
     id,
     type: z.literal('settings'),
-    settings: z.strictObject({ reapIntervalMs: z.number().int().min(1000).optional(), unmanaged: z.array(unmanaged).max(100).optional() }),
+    settings: z.strictObject({
+      reapIntervalMs: z.number().int().min(1000).optional(),
+      unmanaged: z.array(unmanaged).max(100).optional(),
+      notify: z.array(notifyHook).max(20).optional(),
+      guard: z
+        .strictObject({
+          minAvailableBytes: z.number().int().positive().nullable(),
+          minAvailablePercent: z.number().positive().max(100).nullable(),
+          pressureSomeAvg10: z.number().positive().max(100).nullable(),
+        })
+        .nullable()
+        .optional(),
+    }),
   }),
   z.strictObject({ id, type: z.literal('kill') }),
   z.strictObject({ id, type: z.literal('daemon-stop') }),

@@ -181,6 +181,8 @@ export class ControlServer {
         if (request.app !== null) supervisor.recentEvents(request.app, 1); // an unknown app is an error
         subscribe(request.app);
         return {};
+      case 'notify-test':
+        return supervisor.notifyTest(request.app);
       case 'save':
         return supervisor.save();
       case 'resurrect':

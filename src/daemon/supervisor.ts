@@ -15,6 +15,7 @@ import type {
   DaemonSettings,
   EventType,
   IfRunning,
+  NotifyTestResult,
   OrphanInfo,
   ReapOptions,
   ReapResult,
@@ -66,7 +67,7 @@ export class Supervisor implements AppHost {
   private sweeper: NodeJS.Timeout | undefined;
   private sweepSoon: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | null = null;
-  private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [] };
+  private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null };
   private persistEnabled = false;
   private readonly watchers: Watchers;
 
@@ -285,6 +286,12 @@ export class Supervisor implements AppHost {
     this.persist();
     this.restartSweeper();
     return this.settings;
+  }
+
+  /** `agentpm notify test`: a sample event through the app's hooks and the global ones. */
+  async notifyTest(app: string | null): Promise<NotifyTestResult> {
+    if (app !== null) this.resolve({ names: [app] });
+    return { deliveries: [] }; // wired to the notifier in notify.ts
   }
 
   recentEvents(app: string | null, limit: number): AgentEvent[] {
@@ -513,6 +520,7 @@ export class Supervisor implements AppHost {
       memory: figures.memory,
       processes: figures.processes,
       cpu: figures.cpu,
+      health: app.spec.health && app.instance ? app.health : null,
       limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
       lastExit: app.exits[0] ?? null,
     };
