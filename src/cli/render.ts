@@ -36,7 +36,7 @@ export function renderList(apps: AppSummary[]): string {
   const header = ['name', 'status', 'pid', 'uptime', 'restarts', 'memory', 'cpu', 'procs', 'last exit'];
   const rows = apps.map((app) => [
     app.name,
-    app.status,
+    app.health === 'unhealthy' ? `${app.status} (unhealthy)` : app.status,
     app.pid === null ? '-' : String(app.pid),
     app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs),
     String(app.restarts),

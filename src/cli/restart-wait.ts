@@ -62,8 +62,12 @@ async function restartOne(client: DaemonClient, name: string, timeoutMs: number)
     if (app.status !== 'online' || app.pid !== firstPid) {
       return { ...base, ok: false, problem: `did not stay up: ${app.status}${app.lastExit ? `, last exit ${describeExit(app.lastExit)}` : ''}` };
     }
-    if ((app.uptimeMs ?? 0) >= stableMs) return { ...base, ok: true, problem: null };
-    if (Date.now() >= deadline) return { ...base, ok: false, problem: `not stable for ${formatDuration(stableMs)} (minUptime) within ${formatDuration(timeoutMs)}` };
+    // With a health check, healthy is the bar; without one, staying up for minUptime.
+    if (app.health !== null ? app.health === 'healthy' : (app.uptimeMs ?? 0) >= stableMs) return { ...base, ok: true, problem: null };
+    if (Date.now() >= deadline) {
+      const wanted = app.health !== null ? `healthy (health is ${app.health})` : `stable for ${formatDuration(stableMs)} (minUptime)`;
+      return { ...base, ok: false, problem: `not ${wanted} within ${formatDuration(timeoutMs)}` };
+    }
     await sleep(Math.min(POLL_MS, Math.max(1, deadline - Date.now())));
   }
 }

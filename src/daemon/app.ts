@@ -195,6 +195,25 @@ export class App {
     });
   }
 
+  /**
+   * Ends the current instance for a reason of the daemon's own (a failed health check, a hang, memory
+   * pressure) through the normal stop path, then restarts it with backoff, or leaves it stopped.
+   */
+  endFor(instanceId: string, reason: ExitReason, then: 'restart' | 'stop'): void {
+    this.enforcing = true;
+    this.exclusiveInBackground(`ending the app (${reason})`, async () => {
+      try {
+        if (this.disposed || this.state.id !== 'online' || this.state.instance.id !== instanceId) return;
+        const instance = this.state.instance;
+        if (then === 'stop') this.desired = 'stopped';
+        await this.endCurrent(reason, null);
+        this.scheduleRestart(instance);
+      } finally {
+        this.enforcing = false;
+      }
+    });
+  }
+
   /** Re-adopts a live instance found by a new daemon (identity already verified). */
   adopt(instance: Instance): void {
     this.transition({ id: 'online', instance });

@@ -3,7 +3,7 @@
  * serves the socket, and on SIGTERM/SIGINT or `daemon stop` leaves every app running for the next
  * daemon. Started detached by the CLI; its own output goes to AGENTPM_HOME/daemon.log.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
 import { createProcessTable, type ProcessTable } from '../proc/table.js';
@@ -18,11 +18,13 @@ import { Supervisor } from './supervisor.js';
 
 /** How often the daemon checks that its socket file still exists. */
 const SOCKET_CHECK_MS = 2000;
+const DAEMON_OOM_SCORE_ADJ = -900;
 
 async function main(): Promise<void> {
   const home = resolveHome();
   const paths = ensurePrivateHome(home);
   const lock = await acquireDaemonLock(home);
+  protectFromOomKiller();
   const table = await createProcessTable();
   writePidFile(paths.pidFile, table);
   const loaded = loadRegistry(paths.registry);
@@ -66,6 +68,18 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
   process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
+}
+
+/**
+ * The supervisor should be the last process the kernel's OOM killer picks: lower our own score as far as
+ * privileges allow (root can; others cannot lower it and keep the default). Apps are reset at spawn.
+ */
+function protectFromOomKiller(): void {
+  try {
+    if (Number(readFileSync('/proc/self/oom_score_adj', 'latin1')) > DAEMON_OOM_SCORE_ADJ) writeFileSync('/proc/self/oom_score_adj', String(DAEMON_OOM_SCORE_ADJ));
+  } catch {
+    // not permitted, or not Linux
+  }
 }
 
 /** Lets a CLI of another protocol version find and replace this daemon (see `agentpm daemon restart`). */

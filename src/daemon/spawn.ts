@@ -115,20 +115,22 @@ export async function spawnInstance(spec: AppSpec, home: string, table: ProcessT
     // After a successful spawn the only errors are failed kill() calls, which agentpm never makes through
     // the handle (it signals by verified pid). Listening keeps a stray one from crashing the daemon.
   });
-  resetOomScore(pid);
+  setOomScore(pid, spec.oomScoreAdj);
   // The child cannot have been reaped yet (libuv reaps on a later loop turn), so its stat is readable.
   const proc = table.read(pid);
   return { id, pid, startTime: proc?.startTime ?? -1, startedAt: Date.now(), child, exited };
 }
 
 /**
- * A daemon protected from the OOM killer (OOMScoreAdjust=-500 in its unit) passes that protection to
- * every child. Agents are the ones to sacrifice before their supervisor, so each root starts at 0
- * (raising one's score needs no privilege). Best effort: not every platform has the file.
+ * The app's oom_score_adj, so the kernel and earlyoom pick the right victim when it comes to that.
+ * Without one, a daemon protected from the OOM killer (OOMScoreAdjust=-500 in its unit) would pass
+ * that protection to every agent; agents are the ones to sacrifice before their supervisor, so each
+ * root then starts at 0 (raising a score needs no privilege; lowering one needs CAP_SYS_RESOURCE).
  */
-function resetOomScore(pid: number): void {
+function setOomScore(pid: number, wanted: number | null): void {
   try {
-    if (Number(readFileSync('/proc/self/oom_score_adj', 'latin1')) < 0) writeFileSync(`/proc/${pid}/oom_score_adj`, '0');
+    const value = wanted ?? (Number(readFileSync('/proc/self/oom_score_adj', 'latin1')) < 0 ? 0 : null);
+    if (value !== null) writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));
   } catch {
     // no /proc, or not permitted: the child keeps the daemon's score
   }

@@ -42,6 +42,9 @@ import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monito
 import { REGISTRY_VERSION, saveRegistry, type PersistedApp, type RegistryFile } from './registry.js';
 import { spawnInstance } from './spawn.js';
 import { Watchers } from './watch.js';
+import { HealthChecks } from './health.js';
+import { pickVictim, underPressure, type GuardPhase } from './guard.js';
+import { readMachineMemory } from '../proc/machine.js';
 
 export interface SupervisorOptions {
   paths: HomePaths;
@@ -70,6 +73,8 @@ export class Supervisor implements AppHost {
   private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null };
   private persistEnabled = false;
   private readonly watchers: Watchers;
+  private readonly health: HealthChecks;
+  private guardPhase: GuardPhase = 'watching';
 
   constructor(private readonly options: SupervisorOptions) {
     this.paths = options.paths;
@@ -77,6 +82,7 @@ export class Supervisor implements AppHost {
     this.events = options.events;
     this.cpu = new CpuMeter(options.table.clockTicksPerSecond);
     this.watchers = new Watchers(this, options.paths.home);
+    this.health = new HealthChecks(this, options.paths.home);
   }
 
   // ---- lifecycle of the supervisor itself ----
@@ -121,6 +127,7 @@ export class Supervisor implements AppHost {
     if (this.sweepSoon) clearTimeout(this.sweepSoon);
     for (const app of this.apps.values()) app.dispose();
     this.watchers.closeAll();
+    this.health.closeAll();
     this.persist();
     this.persistEnabled = false;
   }
@@ -222,6 +229,7 @@ export class Supervisor implements AppHost {
     for (const app of apps) {
       app.dispose();
       this.watchers.close(app.name);
+      this.health.stop(app.name);
       this.apps.delete(app.name);
       this.figures.delete(app.name);
       this.breaches.delete(app.name);
@@ -351,6 +359,7 @@ export class Supervisor implements AppHost {
     }
     this.lastScanAt = 0; // the next `ls` must see the new tree
     this.watchers.sync(app); // watch while an app with `watch` is meant to run
+    this.health.sync(app); // health checks and hang detection while it is online
     this.persist();
   }
 
@@ -492,11 +501,46 @@ export class Supervisor implements AppHost {
       if (!rootAlive && instance.exited === null && app.status === 'online') app.rootExited(instance.id, null);
       if (tick && rootAlive && app.status === 'online' && !app.enforcing) this.checkLimits(app, instance, tree);
     }
+    this.figures = figures;
     if (tick) {
       this.cpu.rotate();
       for (const app of this.apps.values()) app.recoverIfStuck();
+      this.health.checkHangs(this.apps.values(), snapshot.at);
+      this.checkGuard();
     }
-    this.figures = figures;
+  }
+
+  /** The memory-pressure guard (see guard.ts): one victim, then wait for memory to recover. */
+  private checkGuard(): void {
+    const guard = this.settings.guard;
+    if (!guard) return;
+    const memory = readMachineMemory();
+    const pressure = underPressure(memory, guard);
+    if (this.guardPhase === 'waiting-for-recovery') {
+      if (pressure === null) {
+        this.guardPhase = 'watching';
+        this.events.emit('guard', null, null, 'recovered', { availableBytes: memory.availableBytes });
+      }
+      return;
+    }
+    if (pressure === null) return;
+    const online = [...this.apps.values()].filter((app) => app.status === 'online' && !app.enforcing && app.instance);
+    const victim = pickVictim(online.map((app) => ({ name: app.name, priority: app.spec.priority, memory: this.figures.get(app.name)?.memory ?? 0 })));
+    const app = victim ? this.apps.get(victim.name) : undefined;
+    const instance = app?.instance;
+    if (!app || !instance) return;
+    const action = app.spec.guardAction;
+    this.log(null, `memory guard: ${pressure}; ${action === 'stop' ? 'stopping' : 'restarting'} ${app.name} (priority ${app.spec.priority}, tree ${victim?.memory} bytes), then waiting for memory to recover`);
+    this.events.emit('guard', app.name, instance.id, 'memory-pressure', {
+      availableBytes: memory.availableBytes,
+      pressure: memory.pressureSomeAvg10,
+      why: pressure,
+      action,
+      victim: app.name,
+      treeBytes: victim?.memory ?? 0,
+    });
+    this.guardPhase = 'waiting-for-recovery';
+    app.endFor(instance.id, 'memory-pressure', action);
   }
 
   private checkLimits(app: App, instance: Instance, tree: TreeFigures): void {
