@@ -182,3 +182,31 @@ test('--only a,c starts only those apps; an unknown name is refused, naming the 
   await online(rig, ['a', 'c']);
   assert.deepEqual((await rig.ls()).map((app) => app.name).sort(), ['a', 'c']);
 });
+
+test('a .ts config with type errors is reported, not run: nothing starts, and no code of it executes', async (t) => {
+  const rig = await Rig.create();
+  const dir = mkdtempSync(join(tmpdir(), 'agentpm-tsconfig-'));
+  t.after(async () => {
+    await rig.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const marker = join(dir, 'ran');
+  writeFileSync(join(dir, 'idle.mjs'), IDLE);
+  writeFileSync(
+    join(dir, 'ecosystem.config.ts'),
+    `import { writeFileSync } from 'node:fs';
+import { defineConfig } from 'agentpm';
+writeFileSync(${JSON.stringify(marker)}, 'the config ran');
+const retries: number = 'three';
+export default defineConfig({ apps: [{ name: 'typo', script: 'idle.mjs', killTimeout: true }] });
+`,
+  );
+  const result = await rig.cli(['start', join(dir, 'ecosystem.config.ts')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /has type errors; it was not run and nothing was started/);
+  assert.match(result.stderr, /ecosystem\.config\.ts:4:7: TS2322: Type 'string' is not assignable to type 'number'/);
+  assert.match(result.stderr, /ecosystem\.config\.ts:5:\d+: TS2322: Type 'true' is not assignable to type 'Duration \| undefined'/);
+  const { existsSync } = await import('node:fs');
+  assert.equal(existsSync(marker), false, 'the config was not executed');
+  assert.deepEqual(await rig.ls(), []);
+});

@@ -62,25 +62,27 @@ test('re-running start with a changed config restarts only the apps whose defini
   assert.equal(rig.tagged().length, 3, 'one tree per app, none twice');
 });
 
-test('daemon restart replaces the daemon while every app keeps running; save and resurrect never duplicate', async (t) => {
+test('daemon restart under 10 running apps keeps every pid; save and resurrect never duplicate', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
-  await rig.ok(['start', IDLE, '--name', 'a']);
-  await rig.ok(['start', IDLE, '--name', 'b']);
+  const names = Array.from({ length: 10 }, (_, index) => `app${index}`);
+  await rig.ok(['start', writeConfig(rig, names.map((name) => ({ name, script: IDLE })))]);
   const before = await rig.ls();
+  const pidsBefore = rig.tagged().map((proc) => proc.pid).sort();
   const oldDaemon = rig.daemonPid();
   const out = await rig.ok(['daemon', 'restart']);
-  assert.match(out, new RegExp(`daemon ${oldDaemon} replaced by pid \\d+ \\(agentpm [^)]+\\); 2 app\\(s\\) online`));
+  assert.match(out, new RegExp(`daemon ${oldDaemon} replaced by pid \\d+ \\(agentpm [^)]+\\); 10 app\\(s\\) online`));
   assert.notEqual(rig.daemonPid(), oldDaemon);
   const after = await rig.ls();
   assert.deepEqual(after.map((app) => [app.name, app.pid, app.restarts]), before.map((app) => [app.name, app.pid, 0]), 'no agent was restarted');
+  assert.deepEqual(rig.tagged().map((proc) => proc.pid).sort(), pidsBefore, 'every process is the same one');
 
-  assert.match(await rig.ok(['save']), /saved 2 app\(s\)/);
-  assert.match(await rig.ok(['resurrect']), /started nothing; already running: a, b/);
-  assert.equal(rig.tagged().length, 2);
-  await rig.ok(['delete', 'b']);
-  assert.match(await rig.ok(['resurrect']), /started b; already running: a/);
-  assert.equal(rig.tagged().length, 2);
+  assert.match(await rig.ok(['save']), /saved 10 app\(s\)/);
+  assert.match(await rig.ok(['resurrect']), /started nothing; already running: app0, app1/);
+  assert.equal(rig.tagged().length, 10);
+  await rig.ok(['delete', 'app3']);
+  assert.match(await rig.ok(['resurrect']), /started app3; already running: app0/);
+  assert.equal(rig.tagged().length, 10);
 });
 
 test('startup systemd prints a unit with KillMode=control-group and installs a user unit', async (t) => {
@@ -95,6 +97,10 @@ test('startup systemd prints a unit with KillMode=control-group and installs a u
     assert.ok(unit.split('\n').includes(line), `the unit has ${line}`);
   }
   assert.match(unit, /^ExecStart=\S+node \S+dist\/daemon\/main\.js$/m);
+  // Structurally a unit file: sections in order, and every other line a comment or Key=value.
+  const lines = unit.split('\n').filter((line) => line.trim() !== '');
+  assert.deepEqual(lines.filter((line) => line.startsWith('[')), ['[Unit]', '[Service]', '[Install]']);
+  assert.ok(lines.every((line) => line.startsWith('[') || line.startsWith('#') || /^[A-Z][A-Za-z]+=\S/.test(line)), 'every line parses');
   const installed = await rig.cli(['startup', 'systemd', '--user', '--install'], { env: { HOME: fakeHome } });
   assert.equal(installed.code, 0, installed.stderr);
   const file = join(fakeHome, '.config', 'systemd', 'user', 'agentpm.service');

@@ -40,8 +40,16 @@ export interface LoadOptions {
 
 export async function loadConfigFile(path: string, baseEnv: Record<string, string>, options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = resolve(path);
-  let exported = await importConfig(file);
   const warnings: string[] = [];
+  if (['.ts', '.mts', '.cts'].includes(extname(file)) && existsSync(file)) {
+    const { typeErrorsOf } = await import('./typecheck.js');
+    const errors = typeErrorsOf(file);
+    if (errors === null) warnings.push(`${file} was not type-checked: no TypeScript compiler found (npm i -D typescript)`);
+    else if (errors.length > 0) {
+      throw new AgentpmError('invalid-config', `${file} has type errors; it was not run and nothing was started:\n  ${errors.join('\n  ')}`);
+    }
+  }
+  let exported = await importConfig(file);
   if (isPm2Config(exported)) {
     const mapped = fromPm2(exported, file);
     if (mapped.problems.length > 0) throw configProblems(mapped.problems, 'nothing was started');
