@@ -205,6 +205,18 @@ function bucketMax(values: readonly number[], buckets: number): number[] {
   return out;
 }
 
+/**
+ * A command line for a narrow column: absolute paths as their last component ('/usr/bin/node
+ * /srv/bot/agent.ts' → 'node agent.ts'), so what distinguishes the processes stays in view.
+ * `agentpm show` has the full line.
+ */
+export function shortCommand(cmd: string): string {
+  return cmd
+    .split(' ')
+    .map((word) => word.replace(/^(--?[\w-]+=)?\/(?:[^/\s]*\/)+([^/\s]+)$/, (_match, flag: string | undefined, base: string) => `${flag ?? ''}${base}`))
+    .join(' ');
+}
+
 /** Local wall-clock time of an ISO timestamp, HH:MM:SS. */
 export function clock(iso: string | number): string {
   const date = new Date(iso);

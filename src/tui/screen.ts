@@ -6,7 +6,7 @@
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
 import { textWidth } from './format.js';
-import type { Capabilities, KeyPress, Line, PaneId, PaneView, Renderer, Style } from './renderer.js';
+import type { Capabilities, Frame, KeyPress, Line, PaneId, PaneView, Renderer, Style } from './renderer.js';
 
 const NAMED_KEYS = new Set(['up', 'down', 'left', 'right', 'enter', 'escape', 'backspace', 'pageup', 'pagedown', 'home', 'end', 'delete']);
 
@@ -45,7 +45,7 @@ class BlessedRenderer implements Renderer {
   private readonly tags: Partial<Record<Style, [string, string]>>;
 
   constructor(color: boolean) {
-    this.screen = blessed.screen({ smartCSR: true, fullUnicode: true, autoPadding: false, warnings: false, title: 'agentpm monit' });
+    this.screen = blessed.screen({ smartCSR: true, fullUnicode: true, autoPadding: false, warnings: false });
     const tput = this.screen.tput as unknown as TputFeatures;
     // blessed workaround: where terminfo declares an alternate character set, blessed draws line and
     // block characters through it (smacs). tmux-256color's smacs is SO (^N), which only works after G1
@@ -62,7 +62,7 @@ class BlessedRenderer implements Renderer {
     return { cols: this.screen.program.cols, rows: this.screen.program.rows };
   }
 
-  draw(frame: { panes: PaneView[] }): void {
+  draw(frame: Frame): void {
     const present = new Set<PaneId>();
     for (const pane of frame.panes) {
       present.add(pane.id);

@@ -6,7 +6,7 @@
 import { describeEventText, describeExit } from '../cli/render.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 import type { AgentEvent, AppStatus, AppSummary } from '../protocol.js';
-import { bar, clock, fit, fitLine, levelStyle, sanitize, segment, sparkline, textWidth, type Glyphs } from './format.js';
+import { bar, clock, fit, fitLine, levelStyle, lineWidth, sanitize, segment, shortCommand, sparkline, textWidth, type Glyphs } from './format.js';
 import { KEY_HELP } from './keys.js';
 import { computeLayout, MIN_COLS, MIN_ROWS, overlayRect, TITLE_ROWS } from './layout.js';
 import type { Frame, Line, PaneView, Rect, Style } from './renderer.js';
@@ -33,7 +33,7 @@ export function buildFrame({ state, cols, rows, glyphs, now }: ViewInput): Frame
   const app = selectedApp(state);
   const name = app?.name ?? null;
   const panes: PaneView[] = [
-    { id: 'header', rect: layout.header, title: null, lines: [fitLine(headerLine(state, now), cols, { ellipsis: glyphs.ellipsis })] },
+    { id: 'header', rect: layout.header, title: null, lines: [withClock(fittingHeader(state, cols), now, cols, glyphs)] },
     tablePane(state, apps, layout.table, glyphs),
     treePane(state, app, layout.tree, glyphs),
     memoryPane(name === null ? [] : (state.samples.get(name) ?? []), app, layout.memory, glyphs, now),
@@ -51,8 +51,12 @@ export function treeBodyRows(cols: number, rows: number, appCount: number): numb
   return layout === null ? 1 : Math.max(1, layout.tree.height - TITLE_ROWS - 1);
 }
 
-export function headerLine(state: MonitState, now: number): Line {
-  const line: Line = [segment('agentpm monit', 'strong')];
+/**
+ * The machine and the daemon in one line. `compact` is for narrow terminals: the same facts in fewer
+ * words, so memory pressure is not the part that gets cut.
+ */
+export function headerLine(state: MonitState, compact = false): Line {
+  const line: Line = [segment(compact ? 'agentpm' : 'agentpm monit', 'strong')];
   const sep = segment(' │ ', 'muted');
   if (state.connection.state === 'down') {
     line.push(sep, segment('daemon unreachable', 'bad'), segment(` since ${clock(state.connection.since)}, retrying every second`), sep, segment(state.connection.error, 'muted'));
@@ -60,18 +64,35 @@ export function headerLine(state: MonitState, now: number): Line {
   }
   const status = state.status;
   if (status === null) return [...line, sep, segment('connecting…', 'muted')];
-  line.push(sep, segment(`daemon pid ${status.pid} rss ${formatBytes(status.rss)}`));
+  line.push(sep, segment(compact ? `daemon ${status.pid} ${formatBytes(status.rss)}` : `daemon pid ${status.pid}, ${formatBytes(status.rss)}`));
   const machine = status.machine;
   if (machine.totalBytes > 0) {
     const used = machine.totalBytes - machine.availableBytes;
-    line.push(sep, segment('mem '), segment(formatBytes(used), levelStyle(used / machine.totalBytes)), segment(` used, ${formatBytes(machine.availableBytes)} available of ${formatBytes(machine.totalBytes)}`));
+    const usedText = segment(formatBytes(used), levelStyle(used / machine.totalBytes));
+    if (compact) line.push(sep, segment('mem '), usedText, segment(`/${formatBytes(machine.totalBytes)}`));
+    else line.push(sep, segment('mem '), usedText, segment(` used, ${formatBytes(machine.availableBytes)} avail of ${formatBytes(machine.totalBytes)}`));
   }
   if (machine.pressureSomeAvg10 !== null) {
     const psi = machine.pressureSomeAvg10;
     line.push(sep, segment('psi '), segment(`${psi.toFixed(2)}%`, psi >= 10 ? 'bad' : psi >= 1 ? 'warn' : undefined));
   }
-  line.push(sep, segment(clock(now), 'muted'));
   return line;
+}
+
+function fittingHeader(state: MonitState, cols: number): Line {
+  const full = headerLine(state);
+  return lineWidth(full) + CLOCK_CELLS <= cols ? full : headerLine(state, true);
+}
+
+/** A space and HH:MM:SS. */
+const CLOCK_CELLS = 9;
+
+/** The header, cut to leave room for the clock at the right edge: it shows that the screen is live. */
+export function withClock(line: Line, now: number, width: number, glyphs: Glyphs): Line {
+  const time = clock(now);
+  const room = width - textWidth(time) - 1;
+  if (room < 10) return fitLine(line, width, { ellipsis: glyphs.ellipsis });
+  return [...fitLine(line, room, { pad: true, ellipsis: glyphs.ellipsis }), segment(' '), segment(time, 'muted')];
 }
 
 const STATUS_STYLE: Record<AppStatus, Style> = { online: 'ok', starting: 'info', stopping: 'warn', backoff: 'warn', stopped: 'muted', errored: 'bad' };
@@ -96,7 +117,12 @@ export function tableColumns(apps: readonly AppSummary[], width: number, glyphs:
   const running = (app: AppSummary): boolean => app.processes > 0;
   const columns: Column[] = [
     { header: 'name', width: nameWidth, cell: (app) => [segment(app.name)] },
-    { header: 'status', width: 8, cell: (app) => [segment(app.status, STATUS_STYLE[app.status])] },
+    {
+      header: 'status',
+      width: 9,
+      // A running app whose health check fails is the one to look at: say so where the eye goes first.
+      cell: (app) => (app.status === 'online' && app.health === 'unhealthy' ? [segment('unhealthy', 'bad')] : [segment(app.status, STATUS_STYLE[app.status])]),
+    },
     { header: 'pid', width: 7, alignRight: true, cell: (app) => [segment(app.pid === null ? '-' : String(app.pid))] },
     { header: wide ? 'uptime' : 'up', width: wide ? 6 : 4, alignRight: true, cell: (app) => [segment(app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs))] },
     { header: wide ? 'restarts' : 'rst', width: wide ? 8 : 3, alignRight: true, cell: (app) => [segment(String(app.restarts), app.restarts > 0 ? 'warn' : undefined)] },
@@ -183,12 +209,12 @@ export function treePane(state: MonitState, app: AppSummary | null, rect: Rect, 
   if (state.detail === null) {
     lines.push(fitLine([segment('  loading…', 'muted')], width));
   } else if (rows.length === 0) {
-    lines.push(fitLine([segment(`  ${app.name} is ${app.status}: no processes`, 'muted')], width));
+    lines.push(fitLine([segment(`  ${app.name}: ${app.status}, no processes`, 'muted')], width));
   }
   const first = Math.min(state.treeScroll, Math.max(0, rows.length - bodyRows));
   for (const row of rows.slice(first, first + bodyRows)) {
     const figures = `${fit(String(row.pid), 7, { alignRight: true })} ${fit(formatBytes(row.rss), 8, { alignRight: true })} ${fit(`${row.cpu.toFixed(0)}%`, 4, { alignRight: true })}  `;
-    const line: Line = [segment(figures), segment(row.prefix, 'muted'), segment(sanitize(row.cmd), row.pid === app.pid ? 'strong' : undefined)];
+    const line: Line = [segment(figures), segment(row.prefix, 'muted'), segment(sanitize(shortCommand(row.cmd)), row.pid === app.pid ? 'strong' : undefined)];
     lines.push(fitLine(line, width, { ellipsis: glyphs.ellipsis }));
   }
   let title = `tree · ${app.name} · `;
@@ -239,6 +265,12 @@ export function eventStyle(event: AgentEvent): Style {
     case 'spawn':
     case 'adopt':
       return 'ok';
+    case 'health':
+      return event.reason === 'healthy' ? 'ok' : event.reason === 'failed' || event.reason === 'unhealthy' ? 'bad' : 'muted';
+    case 'guard':
+      return event.reason === 'memory-pressure' ? 'bad' : 'ok';
+    case 'notify-failed':
+      return 'warn';
     default:
       return 'muted';
   }
@@ -246,7 +278,9 @@ export function eventStyle(event: AgentEvent): Style {
 
 export function eventsPane(events: readonly AgentEvent[], name: string | null, rect: Rect, glyphs: Glyphs): PaneView {
   const bodyRows = Math.max(0, rect.height - TITLE_ROWS);
-  const lines = events.slice(-bodyRows).map((event) =>
+  // State transitions repeat what spawn, exit and backoff say (the table shows the status): in a
+  // pane this small they would crowd out the reasons.
+  const lines = events.filter((event) => event.type !== 'state').slice(-bodyRows).map((event) =>
     fitLine([segment(clock(event.at), 'muted'), segment(' '), segment(event.type, eventStyle(event)), segment(` ${sanitize(describeEventText(event))}`)], rect.width, { ellipsis: glyphs.ellipsis }),
   );
   if (name !== null && events.length === 0) lines.push(fitLine([segment('no events yet', 'muted')], rect.width));
