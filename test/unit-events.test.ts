@@ -240,3 +240,15 @@ describe('EventBus: subscribers', () => {
     assert.deepEqual(readLines(file), [event]);
   });
 });
+
+describe('EventBus: history across a daemon restart', () => {
+  test('a new bus on an existing log starts with its last events, skipping a torn line', () => {
+    const file = freshFile();
+    const first = new EventBus({ file, recent: 3 });
+    const emitted = [1, 2, 3, 4].map((pid) => first.emit('spawn', 'bot', `i${pid}`, null, { pid }));
+    writeFileSync(file, `${readFileSync(file, 'utf8')}{"type":"spa`); // a write cut short by a crash
+    const second = new EventBus({ file, recent: 3 });
+    assert.deepEqual(second.recent(null, 10), emitted.slice(-3));
+    assert.deepEqual(second.recent('bot', 1), emitted.slice(-1));
+  });
+});

@@ -3,7 +3,7 @@
  * remembered (a ring of recent events for `agentpm events`) and pushed to subscribers (the CLI's
  * --follow, the TUI, alerting).
  */
-import { appendFileSync, renameSync, statSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, statSync } from 'node:fs';
 import type { AgentEvent, EventType } from '../protocol.js';
 
 export type Subscriber = (event: AgentEvent) => void;
@@ -27,6 +27,7 @@ export class EventBus {
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
     this.recentLimit = options.recent ?? 1000;
     this.fileBytes = sizeOf(options.file);
+    this.ring.push(...readRecent(options.file, this.recentLimit));
   }
 
   emit(type: EventType, app: string | null, instance: string | null, reason: string | null, data: Record<string, unknown> = {}): AgentEvent {
@@ -76,4 +77,27 @@ function sizeOf(file: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * The last events of an earlier daemon, so `agentpm events` and the TUI keep their history across a
+ * daemon restart. The file is bounded by rotation, so reading it whole is bounded too.
+ */
+function readRecent(file: string, limit: number): AgentEvent[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const events: AgentEvent[] = [];
+  for (const line of text.split('\n').slice(-limit - 1)) {
+    if (line.trim() === '') continue;
+    try {
+      events.push(JSON.parse(line) as AgentEvent);
+    } catch {
+      // a line cut short by a crash mid-write: skip it
+    }
+  }
+  return events.slice(-limit);
 }
