@@ -363,6 +363,20 @@ program
     await runMonit(paths);
   });
 
+const notify = program.command('notify').description('alert hooks: commands and webhooks run on crashes, OOM kills, limit restarts, give-ups...');
+notify
+  .command('test')
+  .description("send a sample event (marked as a test) through an app's hooks and the global ones; exit 1 if any delivery fails")
+  .argument('[name]', 'app name (without one: the global hooks only)')
+  .option('--json', 'machine-readable output')
+  .action(async (name: string | undefined, options: { json?: boolean }) => {
+    const { deliveries } = await call({ type: 'notify-test', app: name ?? null });
+    if (options.json) printJson({ deliveries });
+    else if (deliveries.length === 0) print(`no notify hooks${name ? ` for ${name}, and no global ones` : ' (global ones: the top-level `notify` of a config)'}; nothing was sent`);
+    else for (const item of deliveries) print(`${item.ok ? 'ok    ' : 'FAILED'}  ${item.hook}: ${item.message}`);
+    if (deliveries.length === 0 || deliveries.some((item) => !item.ok)) process.exitCode = 1;
+  });
+
 program
   .command('save')
   .description('snapshot the app list (definitions, and which should run) to AGENTPM_HOME/dump.json')

@@ -91,13 +91,13 @@ export type NotifyKind =
   | 'orphans-reaped';
 
 export interface NotifyConfig {
-  /** Shell command: event JSON on stdin, AGENTPM_EVENT_TYPE/APP/REASON/AT/MESSAGE in its environment. */
+  /** Shell command (`sh -c`): event JSON on stdin, AGENTPM_EVENT_TYPE/APP/REASON/AT/INSTANCE/MESSAGE in its environment. */
   command?: string;
-  /** POST the event JSON here (retried with backoff). */
+  /** POST the event JSON here (retried with backoff on network errors, 5xx and 429). */
   webhook?: string;
   /** Which kinds (default: all). */
   events?: NotifyKind[];
-  /** Per call (default '10s'). */
+  /** Bounds each delivery (default '10s'): a command is then killed with its process group; a webhook's retries fit within it. */
   timeout?: Duration;
 }
 

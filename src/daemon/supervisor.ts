@@ -42,6 +42,7 @@ import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monito
 import { REGISTRY_VERSION, saveRegistry, type PersistedApp, type RegistryFile } from './registry.js';
 import { spawnInstance } from './spawn.js';
 import { Watchers } from './watch.js';
+import { Notifier, parseNotifyRate } from './notify.js';
 import { HealthChecks } from './health.js';
 import { pickVictim, underPressure, type GuardPhase } from './guard.js';
 import { readMachineMemory } from '../proc/machine.js';
@@ -73,6 +74,7 @@ export class Supervisor implements AppHost {
   private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null };
   private persistEnabled = false;
   private readonly watchers: Watchers;
+  private readonly notifier: Notifier;
   private readonly health: HealthChecks;
   private guardPhase: GuardPhase = 'watching';
 
@@ -82,6 +84,16 @@ export class Supervisor implements AppHost {
     this.events = options.events;
     this.cpu = new CpuMeter(options.table.clockTicksPerSecond);
     this.watchers = new Watchers(this, options.paths.home);
+    this.notifier = new Notifier(
+      options.events,
+      {
+        home: options.paths.home,
+        specOf: (name) => this.apps.get(name)?.spec,
+        globalHooks: () => this.settings.notify,
+        log: (message) => this.log(null, message),
+      },
+      { rate: parseNotifyRate(process.env['AGENTPM_NOTIFY_RATE']) },
+    );
     this.health = new HealthChecks(this, options.paths.home);
   }
 
@@ -127,6 +139,7 @@ export class Supervisor implements AppHost {
     if (this.sweepSoon) clearTimeout(this.sweepSoon);
     for (const app of this.apps.values()) app.dispose();
     this.watchers.closeAll();
+    this.notifier.close();
     this.health.closeAll();
     this.persist();
     this.persistEnabled = false;
@@ -299,7 +312,7 @@ export class Supervisor implements AppHost {
   /** `agentpm notify test`: a sample event through the app's hooks and the global ones. */
   async notifyTest(app: string | null): Promise<NotifyTestResult> {
     if (app !== null) this.resolve({ names: [app] });
-    return { deliveries: [] }; // wired to the notifier in notify.ts
+    return this.notifier.test(app);
   }
 
   recentEvents(app: string | null, limit: number): AgentEvent[] {
