@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
+import { FIXTURES, Rig } from './helpers/rig.js';
 
 const IDLE = join(FIXTURES, 'idle.mjs');
 const CRASHER = join(FIXTURES, 'crasher.mjs');

@@ -16,7 +16,6 @@ import type {
   EventType,
   IfRunning,
   NotifyTestResult,
-  OrphanInfo,
   ReapOptions,
   ReapResult,
   ResurrectResult,
@@ -26,10 +25,9 @@ import type {
   TreeProcess,
 } from '../protocol.js';
 import { parseAppSpec } from './requests.js';
-import { DEFAULT_REAP_GRACE_MS, DEFAULT_REAP_INTERVAL_MS } from '../config/defaults.js';
+import { DEFAULT_REAP_INTERVAL_MS } from '../config/defaults.js';
 import type { HomeView } from '../reap/find.js';
-import { endOrphans, listOrphans, reap, type ReapContext } from '../reap/reap.js';
-import { homeViewFromRegistry } from '../reap/views.js';
+import { OrphanSweeper } from './sweeper.js';
 import { freezeAndKill } from '../proc/contain.js';
 import { terminateTree, type MemberFinder } from '../proc/kill.js';
 import { attribute, childrenByParent, treeOrder, type InstanceRef } from '../proc/tree.js';
@@ -68,9 +66,7 @@ export class Supervisor implements AppHost {
   private lastScanAt = 0;
   private oomKillSamples: (number | null)[] = [];
   private ticker: NodeJS.Timeout | undefined;
-  private sweeper: NodeJS.Timeout | undefined;
-  private sweepSoon: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> | null = null;
+  private readonly sweeper: OrphanSweeper;
   private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null };
   private persistEnabled = false;
   private readonly watchers: Watchers;
@@ -95,6 +91,15 @@ export class Supervisor implements AppHost {
       { rate: parseNotifyRate(process.env['AGENTPM_NOTIFY_RATE']) },
     );
     this.health = new HealthChecks(this, options.paths.home);
+    this.sweeper = new OrphanSweeper({
+      table: this.table,
+      events: this.events,
+      home: this.paths.home,
+      ownView: () => this.ownView(),
+      optedOut: () => new Set([...this.apps.values()].filter((app) => !app.spec.reap).map((app) => app.name)),
+      unmanagedPatterns: () => this.settings.unmanaged,
+      log: (message) => this.log(null, message),
+    });
   }
 
   // ---- lifecycle of the supervisor itself ----
@@ -129,14 +134,13 @@ export class Supervisor implements AppHost {
   startTicking(): void {
     this.tick();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
-    this.restartSweeper();
+    this.sweeper.every(this.settings.reapIntervalMs);
   }
 
   /** Stops timers and writes the registry; the apps' processes keep running for the next daemon. */
   shutdown(): void {
     if (this.ticker) clearInterval(this.ticker);
-    if (this.sweeper) clearInterval(this.sweeper);
-    if (this.sweepSoon) clearTimeout(this.sweepSoon);
+    this.sweeper.close();
     for (const app of this.apps.values()) app.dispose();
     this.watchers.closeAll();
     this.notifier.close();
@@ -298,14 +302,13 @@ export class Supervisor implements AppHost {
   /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
   async reap(options: ReapOptions): Promise<ReapResult> {
     if (options.app !== null) this.resolve({ names: [options.app] });
-    await this.sweeping; // never two reapers over the same processes
-    return reap(this.reapContext(), options);
+    return this.sweeper.reapNow(options);
   }
 
   updateSettings(update: Partial<DaemonSettings>): DaemonSettings {
     this.settings = { ...this.settings, ...update };
     this.persist();
-    this.restartSweeper();
+    if (this.ticker) this.sweeper.every(this.settings.reapIntervalMs);
     return this.settings;
   }
 
@@ -368,7 +371,7 @@ export class Supervisor implements AppHost {
       this.figures.delete(app.name);
       this.breaches.delete(app.name);
       // After every stop, restart and crash: sweep for whatever may have escaped the instance.
-      if (this.persistEnabled && this.ticker) this.scheduleSweep(250);
+      if (this.persistEnabled && this.ticker) this.sweeper.schedule(250);
     }
     this.lastScanAt = 0; // the next `ls` must see the new tree
     this.watchers.sync(app); // watch while an app with `watch` is meant to run
@@ -391,66 +394,9 @@ export class Supervisor implements AppHost {
 
   // ---- internals ----
 
-  private reapContext(): ReapContext {
-    return {
-      table: this.table,
-      home: this.paths.home,
-      viewOf: (home) => (home === this.paths.home ? this.ownView() : homeViewFromRegistry(home, this.table)),
-      protectedPids: [process.pid],
-      daemon: true,
-    };
-  }
-
   private ownView(): HomeView {
     const live = [...this.apps.values()].flatMap((app) => (app.instance ? [instanceRef(app.instance)] : []));
     return { home: this.paths.home, apps: new Set(this.apps.keys()), live };
-  }
-
-  private restartSweeper(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    if (!this.ticker) return;
-    this.sweeper = setInterval(() => this.scheduleSweep(0), this.settings.reapIntervalMs);
-  }
-
-  private scheduleSweep(delayMs: number): void {
-    if (this.sweepSoon) return;
-    this.sweepSoon = setTimeout(() => {
-      this.sweepSoon = undefined;
-      if (this.sweeping) return this.scheduleSweep(delayMs);
-      this.sweeping = this.sweep()
-        .catch((error: unknown) => this.log(null, `orphan sweep failed: ${(error as Error).message}`))
-        .finally(() => {
-          this.sweeping = null;
-        });
-    }, delayMs);
-  }
-
-  /**
-   * The automatic part of reaping: managed orphans of apps that allow it, and the unmanaged patterns
-   * the user opted into. One event per group (instance, or pattern).
-   */
-  private async sweep(): Promise<void> {
-    const context = this.reapContext();
-    const base: ReapOptions = { app: null, dryRun: true, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS };
-    const optedOut = new Set([...this.apps.values()].filter((app) => !app.spec.reap).map((app) => app.name));
-    const managed = listOrphans(context, base).filter((item) => item.app === null || !optedOut.has(item.app));
-    const groups = new Map<string, { orphans: OrphanInfo[]; reason: string; app: string | null; instance: string | null }>();
-    for (const item of managed) {
-      const key = `managed:${item.instance}`;
-      const group = groups.get(key) ?? { orphans: [], reason: item.why, app: item.app, instance: item.instance };
-      group.orphans.push(item);
-      groups.set(key, group);
-    }
-    for (const pattern of this.settings.unmanaged) {
-      const unmanaged = listOrphans(context, { ...base, unmanaged: pattern }).filter((item) => item.why === 'unmanaged-match');
-      if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null });
-    }
-    for (const [key, group] of groups) {
-      const pattern = key.startsWith('unmanaged:') ? new RegExp(key.slice('unmanaged:'.length)) : null;
-      const { ended, survivors } = await endOrphans(this.table, group.orphans, DEFAULT_REAP_GRACE_MS, pattern);
-      const data = { count: ended, survivors, pids: group.orphans.map((item) => item.pid), memory: group.orphans.reduce((sum, item) => sum + item.rss, 0), ...(pattern ? { match: pattern.source } : {}) };
-      this.events.emit('orphans-reaped', group.app, group.instance, group.reason, data);
-    }
   }
 
   private resolve(target: Target): App[] {

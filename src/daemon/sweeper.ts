@@ -1,0 +1,118 @@
+/**
+ * The daemon's side of reaping: the automatic sweep for orphans (every interval, and soon after every
+ * stop, restart and crash), and `agentpm reap` requests, one at a time so that two reapers never work
+ * over the same processes. Finding and ending orphans is src/reap/; this decides when and reports it.
+ */
+import { DEFAULT_REAP_GRACE_MS } from '../config/defaults.js';
+import type { OrphanInfo, ReapOptions, ReapResult, UnmanagedReap } from '../protocol.js';
+import type { ProcessTable } from '../proc/table.js';
+import type { HomeView } from '../reap/find.js';
+import { endOrphans, listOrphans, reap, type ReapContext } from '../reap/reap.js';
+import { homeViewFromRegistry } from '../reap/views.js';
+import type { EventBus } from './events.js';
+
+export interface SweeperHost {
+  readonly table: ProcessTable;
+  readonly events: EventBus;
+  readonly home: string;
+  /** What is live in this home right now (the daemon's own registry, not the file). */
+  ownView(): HomeView;
+  /** Apps with `reap: false`: their orphans are not swept automatically. */
+  optedOut(): Set<string>;
+  unmanagedPatterns(): UnmanagedReap[];
+  log(message: string): void;
+}
+
+interface OrphanGroup {
+  orphans: OrphanInfo[];
+  reason: string;
+  app: string | null;
+  instance: string | null;
+  pattern: RegExp | null;
+}
+
+export class OrphanSweeper {
+  private interval: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | null = null;
+
+  constructor(private readonly host: SweeperHost) {}
+
+  /** (Re)starts the periodic sweep. */
+  every(intervalMs: number): void {
+    if (this.interval) clearInterval(this.interval);
+    this.interval = setInterval(() => this.schedule(0), intervalMs);
+  }
+
+  /** A sweep shortly (coalesced: one pending at a time). */
+  schedule(delayMs: number): void {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      if (this.running) return this.schedule(delayMs);
+      this.running = this.sweep()
+        .catch((error: unknown) => this.host.log(`orphan sweep failed: ${(error as Error).message}`))
+        .finally(() => {
+          this.running = null;
+        });
+    }, delayMs);
+  }
+
+  /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
+  async reapNow(options: ReapOptions): Promise<ReapResult> {
+    await this.running;
+    const run = reap(this.context(), options);
+    this.running = run.catch(() => undefined);
+    try {
+      return await run;
+    } finally {
+      this.running = null;
+    }
+  }
+
+  close(): void {
+    if (this.interval) clearInterval(this.interval);
+    if (this.soon) clearTimeout(this.soon);
+  }
+
+  private context(): ReapContext {
+    const { table, home } = this.host;
+    return {
+      table,
+      home,
+      viewOf: (other) => (other === home ? this.host.ownView() : homeViewFromRegistry(other, table)),
+      protectedPids: [process.pid],
+      daemon: true,
+    };
+  }
+
+  /** Managed orphans of apps that allow it, and the unmanaged patterns opted into; one event per group. */
+  private async sweep(): Promise<void> {
+    const context = this.context();
+    const base: ReapOptions = { app: null, dryRun: true, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS };
+    const optedOut = this.host.optedOut();
+    const groups = new Map<string, OrphanGroup>();
+    for (const item of listOrphans(context, base)) {
+      if (item.app !== null && optedOut.has(item.app)) continue;
+      const key = `managed:${item.instance}`;
+      const group = groups.get(key) ?? { orphans: [], reason: item.why, app: item.app, instance: item.instance, pattern: null };
+      group.orphans.push(item);
+      groups.set(key, group);
+    }
+    for (const pattern of this.host.unmanagedPatterns()) {
+      const unmanaged = listOrphans(context, { ...base, unmanaged: pattern }).filter((item) => item.why === 'unmanaged-match');
+      if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null, pattern: new RegExp(pattern.match) });
+    }
+    for (const group of groups.values()) {
+      const { ended, survivors } = await endOrphans(this.host.table, group.orphans, DEFAULT_REAP_GRACE_MS, group.pattern);
+      const data = {
+        count: ended,
+        survivors,
+        pids: group.orphans.map((item) => item.pid),
+        memory: group.orphans.reduce((sum, item) => sum + item.rss, 0),
+        ...(group.pattern ? { match: group.pattern.source } : {}),
+      };
+      this.host.events.emit('orphans-reaped', group.app, group.instance, group.reason, data);
+    }
+  }
+}
