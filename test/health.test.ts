@@ -115,3 +115,14 @@ test('oomScoreAdj is written for the root process', async (t) => {
   assert.equal(score('expendable'), '500');
   assert.equal(score('plain'), '0', "an app does not inherit the daemon's protection");
 });
+
+test('a command health check: exit 0 is healthy, anything else or a timeout is not, and nothing it started survives', async () => {
+  const { probe } = await import('../src/daemon/health.js');
+  const check = { http: null, intervalMs: 1000, timeoutMs: 300, retries: 1, startPeriodMs: 0 };
+  const never = new AbortController().signal;
+  assert.deepEqual(await probe({ ...check, command: 'exit 0' }, FIXTURES, never), { ok: true });
+  assert.deepEqual(await probe({ ...check, command: 'exit 3' }, FIXTURES, never), { ok: false, message: 'exited with code 3' });
+  const slow = await probe({ ...check, command: 'sleep 30' }, FIXTURES, never);
+  assert.equal(slow.ok, false);
+  assert.match(slow.ok ? '' : slow.message, /did not finish within 300 ms/);
+});

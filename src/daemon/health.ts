@@ -6,19 +6,19 @@
  * and the usual backoff applies. `hangTimeout` reads the growth of the app's log files: no new output
  * for that long ends it with reason `hung`.
  */
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import type { HealthCheck } from '../protocol.js';
 import { appLogPaths } from '../home.js';
 import type { App, AppHost } from './app.js';
+import { runCommandHook } from './notify.js';
 import { INSTANCE_TAGS } from './spawn.js';
 
 export type ProbeResult = { ok: true } | { ok: false; message: string };
 
-export async function probe(check: HealthCheck, cwd: string): Promise<ProbeResult> {
+export async function probe(check: HealthCheck, cwd: string, cancel: AbortSignal): Promise<ProbeResult> {
   if (check.http) {
     try {
-      const response = await fetch(check.http, { signal: AbortSignal.timeout(check.timeoutMs), redirect: 'manual' });
+      const response = await fetch(check.http, { signal: AbortSignal.any([AbortSignal.timeout(check.timeoutMs), cancel]), redirect: 'manual' });
       await response.body?.cancel();
       return response.status < 400 ? { ok: true } : { ok: false, message: `HTTP ${response.status}` };
     } catch (error) {
@@ -26,32 +26,11 @@ export async function probe(check: HealthCheck, cwd: string): Promise<ProbeResul
       return { ok: false, message: name === 'TimeoutError' ? `no answer within ${check.timeoutMs} ms` : (error as Error).message };
     }
   }
-  return runCommand(check.command ?? 'false', cwd, check.timeoutMs);
-}
-
-function runCommand(command: string, cwd: string, timeoutMs: number): Promise<ProbeResult> {
-  const env = { ...process.env };
-  for (const tag of INSTANCE_TAGS) delete env[tag];
-  return new Promise((resolve) => {
-    // Its own process group, so a timeout ends whatever the check started, not only the shell.
-    const child = spawn('sh', ['-c', command], { cwd, env, stdio: 'ignore', detached: true });
-    const timer = setTimeout(() => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      resolve({ ok: false, message: `no answer within ${timeoutMs} ms` });
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ ok: false, message: error.message });
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve(code === 0 ? { ok: true } : { ok: false, message: signal ? `killed by ${signal}` : `exit code ${code}` });
-    });
-  });
+  // The same runner as alert command hooks: own process group, killed whole at the timeout.
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !(INSTANCE_TAGS as readonly string[]).includes(key)) env[key] = value;
+  const outcome = await runCommandHook(check.command ?? 'false', '', env, cwd, check.timeoutMs, cancel);
+  return outcome.ok ? { ok: true } : { ok: false, message: outcome.message };
 }
 
 interface Watched {
@@ -65,6 +44,8 @@ interface Watched {
 
 export class HealthChecks {
   private readonly watched = new Map<string, Watched>();
+  /** Aborted at shutdown: a probe still running is cut short. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly host: Pick<AppHost, 'emit' | 'log'>,
@@ -110,6 +91,7 @@ export class HealthChecks {
 
   closeAll(): void {
     for (const name of [...this.watched.keys()]) this.stop(name);
+    this.closing.abort();
   }
 
   private schedule(app: App, watched: Watched, check: HealthCheck): void {
@@ -121,7 +103,7 @@ export class HealthChecks {
   }
 
   private async runOnce(app: App, watched: Watched, check: HealthCheck): Promise<void> {
-    const result = await probe(check, app.spec.cwd);
+    const result = await probe(check, app.spec.cwd, this.closing.signal);
     if (this.watched.get(app.name) !== watched || app.instance?.id !== watched.instance) return;
     if (result.ok) {
       watched.failures = 0;
