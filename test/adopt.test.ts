@@ -121,3 +121,23 @@ test('PID-reuse trap: a registry entry pointing at an unrelated process never si
   await rig.ok(['stop', 'all']);
   assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'stopping the apps does not touch them either');
 });
+
+test('a registry written by an older agentpm (fewer definition fields) is read, and its apps adopted', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'old']);
+  const [before] = await rig.ls();
+  await rig.ok(['daemon', 'stop']);
+  const registryPath = join(rig.home, 'registry.json');
+  const registry = JSON.parse(readFileSync(registryPath, 'utf8')) as RegistryFile;
+  for (const saved of registry.apps) {
+    const spec = saved.spec as unknown as Record<string, unknown>;
+    for (const field of ['reap', 'watch', 'ignoreWatch', 'watchDelayMs', 'notify', 'health', 'hangTimeoutMs', 'priority', 'guardAction', 'oomScoreAdj', 'onLimit']) delete spec[field];
+  }
+  writeFileSync(registryPath, JSON.stringify(registry));
+  const [after] = await rig.ls();
+  assert.equal(after?.status, 'online');
+  assert.equal(after?.pid, before?.pid, 'adopted, not restarted');
+  await rig.ok(['restart', 'old']);
+  assert.equal((await rig.app('old')).status, 'online', 'and it can be restarted with the filled-in definition');
+});

@@ -37,6 +37,32 @@ export interface RegistryFile {
   settings?: Partial<DaemonSettings>;
 }
 
+/**
+ * Fields added to AppSpec after version 1 of the registry, with the value that means "as before".
+ * A registry (or a `save` dump) written by an older agentpm is read through this, so that upgrading
+ * agentpm and running `agentpm daemon restart` re-adopts every app instead of failing on a missing field.
+ */
+const ADDED_SPEC_FIELDS: Partial<AppSpec> = {
+  memoryMetric: 'rss',
+  memoryBreachTicks: 2,
+  childrenBreachTicks: 1,
+  onLimit: 'restart',
+  reap: true,
+  watch: null,
+  ignoreWatch: [],
+  watchDelayMs: 1000,
+  notify: [],
+  health: null,
+  hangTimeoutMs: null,
+  priority: 0,
+  guardAction: 'restart',
+  oomScoreAdj: null,
+};
+
+export function upgradeSpec(saved: AppSpec): AppSpec {
+  return { ...ADDED_SPEC_FIELDS, ...saved } as AppSpec;
+}
+
 export type LoadResult = { ok: true; registry: RegistryFile } | { ok: false; problem: string };
 
 export function loadRegistry(path: string): LoadResult {
@@ -52,7 +78,8 @@ export function loadRegistry(path: string): LoadResult {
     if (parsed.version !== REGISTRY_VERSION || !Array.isArray(parsed.apps)) {
       return { ok: false, problem: `${path} has registry version ${String(parsed.version)}, expected ${REGISTRY_VERSION}` };
     }
-    return { ok: true, registry: parsed as RegistryFile };
+    const registry = parsed as RegistryFile;
+    return { ok: true, registry: { ...registry, apps: registry.apps.map((app) => ({ ...app, spec: upgradeSpec(app.spec) })) } };
   } catch (error) {
     return { ok: false, problem: `${path} is not valid JSON: ${(error as Error).message}` };
   }

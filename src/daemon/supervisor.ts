@@ -37,7 +37,7 @@ import type { EventBus } from './events.js';
 import { readOomKillCount } from './forensics.js';
 import { evaluateLimits, FRESH_BREACH_STATE, type BreachState } from './limits.js';
 import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monitor.js';
-import { REGISTRY_VERSION, saveRegistry, type PersistedApp, type RegistryFile } from './registry.js';
+import { REGISTRY_VERSION, saveRegistry, upgradeSpec, type PersistedApp, type RegistryFile } from './registry.js';
 import { spawnInstance } from './spawn.js';
 import { Watchers } from './watch.js';
 import { Notifier, parseNotifyRate } from './notify.js';
@@ -213,7 +213,7 @@ export class Supervisor implements AppHost {
     const result: ResurrectResult = { file: this.paths.dump, started: [], skipped: [] };
     const wanted = saved.apps.filter((app) => app.desired === 'running');
     for (const { spec } of wanted) {
-      const parsed = parseAppSpec(spec);
+      const parsed = parseAppSpec(upgradeSpec(spec));
       if (!parsed) {
         this.log(null, `resurrect: skipped an invalid saved definition (${String(spec?.name)})`);
         continue;
