@@ -189,3 +189,20 @@ test('PID-reuse trap: an orphan listed earlier whose pid now belongs to an innoc
   assert.ok(isAlivePid(victim), 'the innocent process holding the reused pid was not signalled');
   assert.match(run.stdout, new RegExp(`left alone: pid ${victim} \\(not an orphan now, or the pid belongs to another process\\)`));
 });
+
+test('opt-in: the daemon sweeps unmanaged orphans matching a configured pattern, and only those', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const marker = { AGENTPM_TEST_ORPHAN: rig.home };
+  const leaked = orphan(rig, 'sleep 6033', marker);
+  const unrelated = orphan(rig, 'sleep 6044', marker);
+  const config = join(rig.home, 'ecosystem.config.json');
+  writeFileSync(config, JSON.stringify({ reap: { interval: '1s', unmanaged: [{ match: '^sleep 6033$', olderThan: '1s' }] }, apps: [{ name: 'idle', script: join(FIXTURES, 'idle.mjs') }] }));
+  await rig.ok(['start', config]);
+  await waitFor(() => !isAlivePid(leaked) || undefined, 'the periodic sweep to end the matching orphan', 10_000);
+  assert.ok(isAlivePid(unrelated), 'a process not matching the pattern is left alone');
+  const swept = (await rig.ok(['events', '--json'])).trim().split('\n').map((line) => JSON.parse(line) as { type: string; reason: string; data: { pids: number[]; match?: string } }).find((event) => event.type === 'orphans-reaped');
+  assert.equal(swept?.reason, 'unmanaged-match');
+  assert.deepEqual(swept?.data.pids, [leaked]);
+  assert.equal(swept?.data.match, '^sleep 6033$');
+});
