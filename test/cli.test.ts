@@ -148,3 +148,21 @@ test('bad input on the command line fails with a message that names the fix', as
   assert.match(badTimeout.stderr, /field `killTimeout`: expected a duration such as '500ms', '10s'/);
   assert.deepEqual(await rig.ls(), []);
 });
+
+test('logs --follow prints new lines as the app writes them, out and err told apart', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const script = join(rig.home, 'ticker.mjs');
+  writeFileSync(script, "let i = 0; setInterval(() => { i += 1; console.log(`line ${i}`); if (i % 2 === 0) console.error(`err ${i}`); }, 100);");
+  await rig.ok(['start', script, '--name', 'ticker']);
+  const { spawn } = await import('node:child_process');
+  const follower = spawn(process.execPath, [join(ROOT, 'bin', 'agentpm'), 'logs', 'ticker', '--follow', '--lines', '1'], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  rig.ownPids.add(follower.pid as number);
+  let output = '';
+  follower.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitFor(() => /out \| line (\d+)/.test(output) || undefined, 'the first lines');
+  const first = Number(/out \| line (\d+)/.exec(output)?.[1]);
+  await waitFor(() => output.includes(`out | line ${first + 5}`) || undefined, 'lines written after it started following');
+  assert.match(output, /err \| err \d+/);
+  follower.kill('SIGTERM');
+});
