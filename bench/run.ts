@@ -17,13 +17,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { AgentEvent, AppSummary } from '../src/protocol.js';
+import { isAlivePid, liveProcesses, readProcess } from '../test/helpers/procs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'bin', 'agentpm');
@@ -172,39 +173,18 @@ function attemptPm2(ctx: Ctx, what: string, measure: (p: Pm2Ctx) => Promise<stri
 
 // ------------------------------------------------------------------------------------------ /proc
 
-/** State and start time of a pid, or null if it does not exist. */
-function procStat(pid: number): { state: string; start: string } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0] ?? '?', start: rest[19] ?? '' };
-  } catch {
-    return null;
-  }
-}
-
-const isLive = (pid: number): boolean => !['Z', 'X', undefined].includes(procStat(pid)?.state);
-
-function procEnv(pid: number): Map<string, string> {
-  const env = new Map<string, string>();
-  try {
-    for (const entry of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
-      const eq = entry.indexOf('=');
-      if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-    }
-  } catch {
-    // gone, or another user's
-  }
-  return env;
-}
+// The suite's own /proc reader (independent of agentpm's process table) serves the bench too.
 
 /** Live pids (not this process) whose initial environment satisfies `test`. */
 function livePidsWhere(test: (env: Map<string, string>) => boolean): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((pid) => pid !== process.pid && test(procEnv(pid)) && isLive(pid));
+  return liveProcesses((proc) => proc.pid !== process.pid && test(proc.env)).map((proc) => proc.pid);
 }
+
+/** Start time of a live pid as /proc prints it, or undefined. */
+const startOf = (pid: number): string | undefined => {
+  const proc = readProcess(pid);
+  return proc ? String(proc.startTime) : undefined;
+};
 
 /** Live pids (not this process) whose initial environment has AGENTPM_HOME=home, and AGENTPM_APP=app if given. */
 function tagged(home: string, app?: string): number[] {
@@ -402,8 +382,8 @@ async function agentpmLimitRun(ctx: Ctx, name: string, script: string, flags: st
   const list = JSON.parse(cli(ctx, ['start', script, '--name', name, '--restart-delay', '10s', ...flags, '--env', `GO_FILE=${go}`, '--json']).stdout) as AppSummary[];
   try {
     const pid = list.find((app) => app.name === name)?.pid;
-    const start = pid ? procStat(pid)?.start : undefined;
-    const instance = pid ? procEnv(pid).get('AGENTPM_INSTANCE') : undefined;
+    const start = pid ? startOf(pid) : undefined;
+    const instance = pid ? readProcess(pid)?.env.get('AGENTPM_INSTANCE') : undefined;
     if (!pid || !start || !instance) throw new Error(`${name}: no live root with an AGENTPM_INSTANCE after start`);
     const sampler = await TreeSampler.start({ rootPid: pid, rootStart: start, env: [['AGENTPM_INSTANCE', instance]], ...sampling });
     const observed = await observe(sampler, go, { ...wait, until: (s) => s.zeroAt !== null });
@@ -448,7 +428,7 @@ async function pm2Run(
   pm2Start(p, [{ name, script, autorestart: true, ...app, env: { GO_FILE: go, BENCH_TAG: tag } }]);
   try {
     const proc = await pm2Online(p, name);
-    const start = procStat(proc.pid)?.start;
+    const start = startOf(proc.pid);
     if (!start) throw new Error(`${name}: pm2 reports pid ${proc.pid}, which is not alive`);
     const sampler = await TreeSampler.start({ rootPid: proc.pid, rootStart: start, env: [['BENCH_TAG', tag]], ...sampling });
     const observed = await observe(sampler, go, wait);
@@ -642,9 +622,9 @@ async function treeComplete(what: string, pidfile: string, kind: TreeKind, membe
 
 /** Times `stop` and counts what survived it: listed pids still the same process, and members still found. */
 function timeStop(pids: number[], stop: () => RunResult, members: () => number[]): { ms: number; survivors: number } {
-  const before = new Map(pids.map((pid) => [pid, procStat(pid)?.start]));
+  const before = new Map(pids.map((pid) => [pid, startOf(pid)]));
   const took = stop().ms;
-  const fromPidfile = pids.filter((pid) => isLive(pid) && procStat(pid)?.start === before.get(pid));
+  const fromPidfile = pids.filter((pid) => isAlivePid(pid) && startOf(pid) === before.get(pid));
   return { ms: took, survivors: new Set([...fromPidfile, ...members()]).size };
 }
 

@@ -3,6 +3,7 @@
  * is, the bad value and what is allowed; the caller collects them and starts nothing if there are any.
  */
 import { GUARD_ACTIONS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
+import { DEFAULTS } from './defaults.js';
 import { parseDuration, parseSize } from './units.js';
 
 export type Problem = (where: string, message: string) => void;
@@ -120,8 +121,8 @@ export function resolveGuard(input: unknown, where: string, problem: Problem): G
 }
 
 export function resolveGuardAction(input: unknown, where: string, problem: Problem): (typeof GUARD_ACTIONS)[number] {
-  if (input === undefined) return 'restart';
+  if (input === undefined) return DEFAULTS.guardAction;
   if (typeof input === 'string' && (GUARD_ACTIONS as readonly string[]).includes(input)) return input as (typeof GUARD_ACTIONS)[number];
   problem(where, `expected 'restart' or 'stop', got ${show(input)}`);
-  return 'restart';
+  return DEFAULTS.guardAction;
 }

@@ -1,3 +1,5 @@
+import type { AppSpec } from '../protocol.js';
+
 /**
  * Every default in one place (the README's table is generated from the same values by hand: keep them
  * in step). Chosen for agents: a generous kill timeout so a run can drain, and a backoff that never
@@ -18,7 +20,31 @@ export const DEFAULTS = {
   onLimit: 'restart',
   reap: true,
   watchDelay: 1_000,
+  priority: 0,
+  guardAction: 'restart',
 } as const;
+
+/**
+ * The resolved value of every AppSpec field added after the registry's first version, when unset. A
+ * registry or `save` dump written by an older agentpm is read with these (see registry.ts), so they
+ * must mean "as before the field existed".
+ */
+export const ADDED_SPEC_DEFAULTS = {
+  memoryMetric: DEFAULTS.memoryMetric,
+  memoryBreachTicks: DEFAULTS.memoryBreachTicks,
+  childrenBreachTicks: DEFAULTS.childrenBreachTicks,
+  onLimit: DEFAULTS.onLimit,
+  reap: DEFAULTS.reap,
+  watch: null,
+  ignoreWatch: [],
+  watchDelayMs: DEFAULTS.watchDelay,
+  notify: [],
+  health: null,
+  hangTimeoutMs: null,
+  priority: DEFAULTS.priority,
+  guardAction: DEFAULTS.guardAction,
+  oomScoreAdj: null,
+} satisfies Partial<AppSpec>;
 
 /** The daemon's automatic sweep for orphans. */
 export const DEFAULT_REAP_INTERVAL_MS = 30_000;

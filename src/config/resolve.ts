@@ -261,7 +261,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     notify: resolveNotify(app['notify'], 'notify', problem),
     health: resolveHealth(app['health'], 'health', problem),
     hangTimeoutMs: app['hangTimeout'] === undefined ? null : duration('hangTimeout', 0) || null,
-    priority: integerIn('priority', -1_000_000, 1_000_000, 0) ?? 0,
+    priority: integerIn('priority', -1_000_000, 1_000_000, DEFAULTS.priority),
     guardAction: resolveGuardAction(app['guardAction'], 'guardAction', problem),
     oomScoreAdj: integerIn('oomScoreAdj', -1000, 1000, null),
   };

@@ -4,6 +4,7 @@
  * change, mode 0600, because it holds the apps' environments. A new daemon reads it to re-adopt.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { ADDED_SPEC_DEFAULTS } from '../config/defaults.js';
 import type { AppSpec, AppStatus, DaemonSettings, ExitRecord } from '../protocol.js';
 import type { RestartHistory } from './backoff.js';
 
@@ -38,29 +39,12 @@ export interface RegistryFile {
 }
 
 /**
- * Fields added to AppSpec after version 1 of the registry, with the value that means "as before".
- * A registry (or a `save` dump) written by an older agentpm is read through this, so that upgrading
- * agentpm and running `agentpm daemon restart` re-adopts every app instead of failing on a missing field.
+ * A registry (or a `save` dump) written by an older agentpm lacks the definition fields added since;
+ * they are filled in with the values that mean "as before", so that upgrading agentpm and running
+ * `agentpm daemon restart` re-adopts every app instead of failing on a missing field.
  */
-const ADDED_SPEC_FIELDS: Partial<AppSpec> = {
-  memoryMetric: 'rss',
-  memoryBreachTicks: 2,
-  childrenBreachTicks: 1,
-  onLimit: 'restart',
-  reap: true,
-  watch: null,
-  ignoreWatch: [],
-  watchDelayMs: 1000,
-  notify: [],
-  health: null,
-  hangTimeoutMs: null,
-  priority: 0,
-  guardAction: 'restart',
-  oomScoreAdj: null,
-};
-
 export function upgradeSpec(saved: AppSpec): AppSpec {
-  return { ...ADDED_SPEC_FIELDS, ...saved } as AppSpec;
+  return { ...ADDED_SPEC_DEFAULTS, ...saved };
 }
 
 export type LoadResult = { ok: true; registry: RegistryFile } | { ok: false; problem: string };
