@@ -10,6 +10,14 @@ import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 const TREE = join(FIXTURES, 'tree.mjs');
 const IDLE = join(FIXTURES, 'idle.mjs');
 
+function readLog(rig: Rig, app: string): string {
+  try {
+    return readFileSync(join(rig.home, 'logs', `${app}.out.log`), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 function instancesByApp(rig: Rig): Map<string, Set<string>> {
   const map = new Map<string, Set<string>>();
   for (const proc of rig.tagged()) {
@@ -26,6 +34,9 @@ test('kill -9 of the daemon, then any command: the same apps run once each, none
   await rig.ok(['start', TREE, '--name', 'a', '--env', 'CHILDREN=3']);
   await rig.ok(['start', TREE, '--name', 'b', '--env', 'CHILDREN=1', '--env', 'SETSID=1']);
   await rig.ok(['start', join(FIXTURES, '..', '..', 'examples', 'flaky.ts'), '--name', 'c', '--env', 'CRASH_AFTER_MS=600000']);
+  // tsx with a cold transform cache (a fresh CI machine) starts a long-lived esbuild service child
+  // while loading the script: wait until `c` has run its first line, so its tree is settled.
+  await waitFor(() => readLog(rig, 'c').includes('flaky worker up'), 'c to have loaded');
   const before = await waitFor(async () => {
     const list = await rig.ls();
     const trees = list.map((app) => [app.status, app.processes >= 1 ? 'some' : 'none']);
