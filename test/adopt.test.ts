@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RegistryFile } from '../src/daemon/registry.js';
 import { isAlivePid, readProcess } from './helpers/procs.js';
-import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
+import { CLI, FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
 const TREE = join(FIXTURES, 'tree.mjs');
 const IDLE = join(FIXTURES, 'idle.mjs');
@@ -94,6 +94,53 @@ test('an app whose root died while no daemon ran is cleaned up and started once'
   assert.notEqual(app?.pid, root);
   assert.deepEqual(children.filter(isAlivePid), [], 'the orphaned children were killed');
   assert.equal(instancesByApp(rig).get('tree')?.size, 1);
+});
+
+test('a daemon launched by a CLI inside an app is not part of that app: restarting the app leaves the daemon running', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const trigger = join(rig.home, 'go');
+  const script = join(rig.home, 'inside.sh');
+  // An agent that drives agentpm itself: once told, it runs a long-lived CLI (events --follow) which,
+  // with no daemon running, launches one as its own child.
+  writeFileSync(script, `for i in $(seq 600); do [ -e "${trigger}" ] && break; sleep 0.1; done\n"${CLI}" events --follow > /dev/null &\nwait\n`);
+  await rig.ok(['start', script, '--name', 'inside']);
+  const first = await rig.app('inside');
+  await rig.ok(['daemon', 'stop']);
+  writeFileSync(trigger, '');
+  const daemon = await waitFor(() => rig.daemonPid(), 'the CLI inside the app to launch a daemon');
+  const launcher = readProcess(readProcess(daemon)?.ppid ?? 0);
+  assert.equal(launcher?.env.get('AGENTPM_APP'), 'inside', "the daemon's parent is the CLI, a member of the app");
+
+  await rig.ok(['restart', 'inside']);
+  const restarted = await rig.app('inside');
+  assert.equal(restarted.status, 'online');
+  assert.notEqual(restarted.pid, first.pid, 'the app was restarted');
+  assert.equal(rig.daemonPid(), daemon, 'the daemon was not signalled as a member of the tree it supervises');
+});
+
+test('a daemon killed in the middle of a stop: the next one finishes the stop instead of adopting the tree as online', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'pids');
+  await rig.ok(['start', TREE, '--name', 'stubborn', '--kill-timeout', '2s', '--env', 'CHILDREN=2', '--env', 'STUBBORN=1', '--env', 'IGNORE_TERM=1', '--env', `PIDFILE=${pidfile}`]);
+  const pids = await waitFor(() => {
+    try {
+      const list = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
+      return list.length === 4 ? list : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 'the tree');
+  const stopping = rig.cli(['stop', 'stubborn']);
+  await waitFor(async () => (await rig.app('stubborn')).status === 'stopping', 'the stop to begin');
+  process.kill(rig.daemonPid() as number, 'SIGKILL');
+  await stopping;
+  assert.ok(isAlivePid(pids[0] as number), 'the TERM-ignoring root outlived the first daemon');
+
+  const app = await rig.app('stubborn');
+  assert.equal(app.status, 'stopped', 'the new daemon finished the stop');
+  assert.deepEqual(pids.filter(isAlivePid), [], 'and nothing of the tree is left');
 });
 
 test('PID-reuse trap: a registry entry pointing at an unrelated process never signals it', async (t) => {

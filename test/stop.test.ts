@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isAlivePid } from './helpers/procs.js';
+import { isAlivePid, liveProcesses, readProcess } from './helpers/procs.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
 const TREE = join(FIXTURES, 'tree.mjs');
@@ -37,6 +37,31 @@ test('stop ends a whole tree: a TERM-ignoring root and child, a setsid grandchil
   const app = await rig.app('tree');
   assert.equal(app.status, 'stopped');
   assert.equal(app.lastExit?.reason, 'stopped');
+});
+
+test('a member that cleared its environment, left the session and lost its parent is still ended, with what it forks', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'hidden.pid');
+  const script = join(rig.home, 'hider.sh');
+  // The hidden process: no AGENTPM_* tag (env -i), its own session (setsid), ignores TERM, and forks
+  // sleeps. The root exits on TERM, so after the first round nothing links the hidden one to the app.
+  writeFileSync(
+    script,
+    `setsid env -i /bin/bash -c 'trap "" TERM; echo $$ > "${pidfile}"; for i in $(seq 3000); do sleep 0.2; done' &\nwait\n`,
+  );
+  await rig.ok(['start', script, '--name', 'hider', '--kill-timeout', '1s']);
+  const hidden = await waitFor(() => readPids(pidfile, 1)?.[0], 'the hidden process');
+  rig.ownPids.add(hidden); // untagged: the rig's cleanup could not find it otherwise
+  const proc = readProcess(hidden);
+  assert.equal(proc?.env.size, 0, 'it carries no tag');
+  assert.equal(proc?.sid, hidden, 'it leads its own session');
+
+  await rig.ok(['stop', 'hider']);
+
+  assert.equal(isAlivePid(hidden), false, 'the hidden member was killed after the grace');
+  const forked = liveProcesses((candidate) => candidate.ppid === hidden || candidate.sid === hidden);
+  assert.deepEqual(forked, [], 'nothing it forked survives');
 });
 
 test('restart and delete leave nothing of the previous tree', async (t) => {

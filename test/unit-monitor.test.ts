@@ -37,6 +37,9 @@ class FakeTable implements ProcessTable {
   startedAtMs(): number {
     throw new Error('not used');
   }
+  ticksNow(): number {
+    throw new Error('not used');
+  }
   uid(): number | null {
     throw new Error('not used');
   }

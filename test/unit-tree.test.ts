@@ -121,11 +121,55 @@ describe('attribute', () => {
         proc(402, { ppid: 401, sid: 402, startTime: 1_170 }),
         proc(999),
       ),
-      [A],
+      [{ ...A, rootSeenAlive: 1_200 }],
       tagReader(),
       HOME,
     );
     assert.deepEqual(members(result, A.id).sort(), [400, 401, 402]);
+  });
+
+  test("once the root's pid is free, its session yields only processes started while the root was seen alive", () => {
+    // Root 100 died at ~1_200; its pid was reused by a session leader that has exited too, leaving a
+    // `nohup job` (started 5_000) in a session whose id is 100 again.
+    const procs = [proc(400, { ppid: 1, sid: 100, startTime: 1_150 }), proc(500, { ppid: 1, sid: 100, startTime: 5_000 }), proc(501, { ppid: 500, sid: 100, startTime: 5_010 })];
+    assert.deepEqual(members(attribute(snapshot(...procs), [{ ...A, rootSeenAlive: 1_200 }], tagReader(), HOME), A.id), [400]);
+  });
+
+  test('a root already gone when first looked at (no rootSeenAlive): its session is not searched, its tags are', () => {
+    const registryOnly: InstanceRef = { ...A, rootIsChild: false };
+    const result = attribute(
+      snapshot(proc(400, { ppid: 1, sid: 100, startTime: 1_150 }), proc(401, { ppid: 1, sid: 100, startTime: 1_160 })),
+      [registryOnly],
+      tagReader({ 401: { instance: A.id, home: HOME } }),
+      HOME,
+    );
+    assert.deepEqual(members(result, A.id), [401]);
+  });
+
+  test("a zombie holding the root's pid with another start time (a reuse that died) opens no session", () => {
+    const result = attribute(
+      snapshot(proc(100, { ppid: 1, startTime: 5_000, state: 'Z' }), proc(500, { ppid: 1, sid: 100, startTime: 5_010 })),
+      [{ ...A, rootSeenAlive: 9_000 }],
+      tagReader(),
+      HOME,
+    );
+    assert.deepEqual(members(result, A.id), []);
+  });
+
+  test('an excluded pid (the daemon, launched by a CLI inside the app) is never a member, nor what hangs below it', () => {
+    const result = attribute(
+      snapshot(
+        proc(100),
+        proc(101, { ppid: 100, sid: 100 }), // the CLI run by the agent
+        proc(102, { ppid: 101, sid: 102 }), // the daemon it launched (setsid, untagged)
+        proc(103, { ppid: 102, sid: 102 }), // a health check the daemon runs
+      ),
+      [A],
+      tagReader(),
+      HOME,
+      { exclude: new Set([102]) },
+    );
+    assert.deepEqual(members(result, A.id), [100, 101]);
   });
 
   test('a process with sid = root pid but started before the root is not a member', () => {

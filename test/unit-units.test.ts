@@ -78,6 +78,12 @@ describe('parseDuration', () => {
     assert.equal(value(parseDuration('250')), 250);
   });
 
+  test('durations longer than a Node.js timer can wait (~24.8 days) are refused, not turned into 1 ms', () => {
+    assert.equal(value(parseDuration('24d')), 24 * 86_400_000);
+    assert.match(message(parseDuration('30d')), /at most 24d .* got '30d'/);
+    assert.match(message(parseDuration(2 ** 31)), /at most 24d/);
+  });
+
   test('a number is milliseconds, rounded', () => {
     assert.equal(value(parseDuration(1500)), 1500);
     assert.equal(value(parseDuration(0)), 0);

@@ -16,13 +16,24 @@ export function parseSize(input: string | number): Parsed {
   return { ok: true, value: Math.round(Number(match[1]) * unit) };
 }
 
+/**
+ * The longest duration accepted anywhere (about 24.8 days): Node.js fires a timer armed for longer
+ * after 1 ms, which would turn a long backoff into a tight restart loop.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 export function parseDuration(input: string | number): Parsed {
+  let value: number;
   if (typeof input === 'number') {
-    return Number.isFinite(input) && input >= 0 ? { ok: true, value: Math.round(input) } : { ok: false, message: `expected a duration such as '10s' or a number of ms, got ${input}` };
+    if (!Number.isFinite(input) || input < 0) return { ok: false, message: `expected a duration such as '10s' or a number of ms, got ${input}` };
+    value = Math.round(input);
+  } else {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
+    if (!match) return { ok: false, message: `expected a duration such as '500ms', '10s', '5m', '1h' or a number of ms, got '${input}'` };
+    value = Math.round(Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] ?? 1));
   }
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
-  if (!match) return { ok: false, message: `expected a duration such as '500ms', '10s', '5m', '1h' or a number of ms, got '${input}'` };
-  return { ok: true, value: Math.round(Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] ?? 1)) };
+  if (value > MAX_DURATION_MS) return { ok: false, message: `durations are at most 24d (${MAX_DURATION_MS} ms, the longest timer Node.js can arm), got ${typeof input === 'string' ? `'${input}'` : input}` };
+  return { ok: true, value };
 }
 
 export function formatBytes(bytes: number): string {

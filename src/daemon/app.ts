@@ -33,6 +33,8 @@ export interface Instance extends PersistedInstance {
   exited: Promise<ExitStatus> | null;
   /** The app's `reap` setting when the instance started: whether detached processes count as its own. */
   followDetached: boolean;
+  /** When the root was last seen alive, in clock ticks since boot (see InstanceRef.rootSeenAlive). */
+  rootSeenAlive?: number;
 }
 
 export type AppState =

@@ -38,6 +38,10 @@ async function main(): Promise<void> {
   const tickMs = Number(process.env['AGENTPM_TICK_MS'] ?? DEFAULT_TICK_MS);
   const events = new EventBus({ file: paths.events });
   const supervisor = new Supervisor({ paths, table, events, tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
+  // A bug in handling one request or one exit must not take supervision of every app down with it.
+  // Installed before re-adoption, which already handles exits and connections.
+  process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
+  process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
   let exiting = false;
   const exit = (mode: ExitMode | 'signal'): void => {
     if (exiting) return;
@@ -64,9 +68,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => exit('signal'));
   process.on('SIGINT', () => exit('signal'));
   process.on('SIGHUP', () => undefined);
-  // A bug in handling one request or one exit must not take supervision of every app down with it.
-  process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
-  process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
 }
 

@@ -4,6 +4,7 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
+import { MAX_DURATION_MS } from '../config/units.js';
 import { GUARD_ACTIONS, LIMIT_ACTIONS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
@@ -12,14 +13,14 @@ const signalName = z.string().refine((name) => name in constants.signals, {
 const appName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'app names are 1-64 characters of letters, digits, . _ - (not starting with . _ -)');
-const ms = z.number().int().nonnegative();
+const ms = z.number().int().nonnegative().max(MAX_DURATION_MS);
 const env = z.record(z.string(), z.string());
 
 const notifyHook = z.strictObject({
   command: z.string().min(1).nullable(),
   webhook: z.string().url().nullable(),
   events: z.array(z.enum(NOTIFY_KINDS)).nullable(),
-  timeoutMs: z.number().int().positive(),
+  timeoutMs: ms.min(1),
 });
 
 export const appSpecSchema = z.strictObject({
@@ -54,13 +55,13 @@ export const appSpecSchema = z.strictObject({
     .strictObject({
       http: z.string().url().nullable(),
       command: z.string().min(1).nullable(),
-      intervalMs: z.number().int().min(100),
-      timeoutMs: z.number().int().min(50),
+      intervalMs: ms.min(100),
+      timeoutMs: ms.min(50),
       retries: z.number().int().min(1),
       startPeriodMs: ms,
     })
     .nullable(),
-  hangTimeoutMs: z.number().int().positive().nullable(),
+  hangTimeoutMs: ms.min(1).nullable(),
   priority: z.number().int(),
   guardAction: z.enum(GUARD_ACTIONS),
   oomScoreAdj: z.number().int().min(-1000).max(1000).nullable(),
@@ -113,7 +114,7 @@ const requestSchema = z.discriminatedUnion('type', [
     id,
     type: z.literal('settings'),
     settings: z.strictObject({
-      reapIntervalMs: z.number().int().min(1000).optional(),
+      reapIntervalMs: ms.min(1000).optional(),
       unmanaged: z.array(unmanaged).max(100).optional(),
       notify: z.array(notifyHook).max(20).optional(),
       guard: z

@@ -17,7 +17,7 @@ import type { Supervisor } from './supervisor.js';
 export type ExitMode = 'kill' | 'daemon-stop';
 
 export class ControlServer {
-  private readonly server: Server;
+  private server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly startedAt = Date.now();
   private relistening = false;
@@ -60,7 +60,10 @@ export class ControlServer {
     this.relistening = true;
     try {
       ensurePrivateHome(this.paths.home);
-      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      // A fresh server: close()'s callback would wait for every open connection (a `monit` left open
+      // for days), and they go on being served by this one while new clients reach the new socket.
+      this.server.close();
+      this.server = createServer((socket) => this.accept(socket));
       await this.listen();
     } finally {
       this.relistening = false;

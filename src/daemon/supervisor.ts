@@ -59,6 +59,8 @@ export class Supervisor implements AppHost {
   readonly table: ProcessTable;
   readonly events: EventBus;
   private readonly apps = new Map<string, App>();
+  /** Never a member of any tree: a CLI run inside an app may have launched this daemon as its child. */
+  private readonly untouchable: ReadonlySet<number> = new Set([process.pid]);
   private readonly paths: HomePaths;
   private figures = new Map<string, TreeFigures>();
   private breaches = new Map<string, { instance: string; state: BreachState }>();
@@ -108,6 +110,7 @@ export class Supervisor implements AppHost {
   async restore(registry: RegistryFile): Promise<void> {
     this.settings = { ...this.settings, ...registry.settings };
     const revive: App[] = [];
+    const unfinished: Promise<void>[] = [];
     const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
     for (const saved of registry.apps) {
       if (!sameBoot) saved.instance = null;
@@ -118,7 +121,11 @@ export class Supervisor implements AppHost {
       app.exits = saved.exits;
       this.apps.set(app.name, app);
       if (saved.instance && this.verifyInstance(saved.instance.id, saved.instance.pid, saved.instance.startTime)) {
-        app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap });
+        app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.table.ticksNow() });
+        // The previous daemon died in the middle of ending this tree (a stop, a restart, or freezing a
+        // fork storm): finish that, or the tree would run on, perhaps frozen, as if online.
+        if (saved.desired === 'stopped') unfinished.push(app.stop());
+        else if (saved.status === 'stopping') unfinished.push(app.restart());
         continue;
       }
       if (saved.instance) await this.killLeftovers(app, saved.instance);
@@ -128,7 +135,8 @@ export class Supervisor implements AppHost {
     }
     this.persistEnabled = true;
     this.persist();
-    await Promise.allSettled(revive.map((app) => app.revive()));
+    const finished = await Promise.allSettled([...unfinished, ...revive.map((app) => app.revive())]);
+    for (const outcome of finished) if (outcome.status === 'rejected') this.log(null, `after re-adoption: ${(outcome.reason as Error).message}`);
   }
 
   startTicking(): void {
@@ -327,7 +335,13 @@ export class Supervisor implements AppHost {
 
   async spawn(spec: AppSpec): Promise<Instance> {
     const spawned = await spawnInstance(spec, this.paths.home, this.table);
-    return { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap };
+    const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: this.table.ticksNow() };
+    // The exit is reported right after the root was reaped: until then its pid was not free for reuse,
+    // so its session is ours up to now.
+    void spawned.exited.then(() => {
+      instance.rootSeenAlive = this.table.ticksNow();
+    });
+    return instance;
   }
 
   async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
@@ -413,8 +427,20 @@ export class Supervisor implements AppHost {
   }
 
   private finderFor(instance: Instance): MemberFinder {
-    const ref = instanceRef(instance);
-    return (snapshot: ProcSnapshot) => attribute(snapshot, [ref], (proc) => this.table.tags(proc), this.paths.home).get(ref.id) ?? [];
+    return (snapshot: ProcSnapshot) => this.attribute(snapshot, [instance]).get(instance.id) ?? [];
+  }
+
+  /** Members of each instance; notes which roots were seen alive (that bounds their sessions, see tree.ts). */
+  private attribute(snapshot: ProcSnapshot, instances: Instance[]): Map<string, ProcInfo[]> {
+    const members = attribute(snapshot, instances.map(instanceRef), (proc) => this.table.tags(proc), this.paths.home, { exclude: this.untouchable });
+    // Every process in the snapshot started before the scan, during which the root was alive.
+    let latestStart = 0;
+    for (const proc of snapshot.byPid.values()) latestStart = Math.max(latestStart, proc.startTime);
+    for (const instance of instances) {
+      const root = members.get(instance.id)?.[0];
+      if (root && root.pid === instance.pid && root.startTime === instance.startTime) instance.rootSeenAlive = Math.max(instance.rootSeenAlive ?? 0, latestStart);
+    }
+    return members;
   }
 
   /** pid + start time + tag: the only proof that a remembered process is still the one agentpm started. */
@@ -437,7 +463,12 @@ export class Supervisor implements AppHost {
 
   private tick(): void {
     this.oomKillSamples = [...this.oomKillSamples, readOomKillCount()].slice(-2);
-    this.scan(true);
+    try {
+      this.scan(true);
+    } catch (error) {
+      // e.g. EMFILE: a scan that cannot read /proc decides nothing this tick, rather than seeing every tree gone.
+      this.log(null, `monitor tick skipped: ${(error as Error).message}`);
+    }
   }
 
   /**
@@ -448,7 +479,7 @@ export class Supervisor implements AppHost {
     const snapshot = this.table.scan();
     this.lastScanAt = snapshot.at;
     const live = [...this.apps.values()].filter((app) => app.instance !== null);
-    const members = attribute(snapshot, live.map((app) => instanceRef(app.instance as Instance)), (proc) => this.table.tags(proc), this.paths.home);
+    const members = this.attribute(snapshot, live.map((app) => app.instance as Instance));
     const figures = new Map<string, TreeFigures>();
     for (const app of live) {
       const instance = app.instance as Instance;
@@ -545,7 +576,14 @@ export class Supervisor implements AppHost {
 }
 
 function instanceRef(instance: Instance): InstanceRef {
-  return { id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: instance.exited !== null, followDetached: instance.followDetached };
+  return {
+    id: instance.id,
+    rootPid: instance.pid,
+    rootStartTime: instance.startTime,
+    rootIsChild: instance.exited !== null,
+    followDetached: instance.followDetached,
+    rootSeenAlive: instance.rootSeenAlive,
+  };
 }
 
 /**

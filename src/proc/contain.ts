@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { killUntilGone, signalIfSameProcess, type MemberFinder } from './kill.js';
-import { isAlive, type ProcessTable } from './table.js';
+import { isAlive, type ProcInfo, type ProcessTable } from './table.js';
 
 export interface ContainResult {
   /** Distinct processes frozen. */
@@ -23,7 +23,7 @@ const QUIET_SCANS_NEEDED = 2;
 
 export async function freezeAndKill(table: ProcessTable, findMembers: MemberFinder, killWindowMs = 3000): Promise<ContainResult> {
   const started = Date.now();
-  const frozen = new Set<string>();
+  const frozen = new Map<string, ProcInfo>();
   let peak = 0;
   let quietScans = 0;
   for (let round = 0; round < FREEZE_ROUNDS && Date.now() - started < FREEZE_WINDOW_MS; round += 1) {
@@ -33,7 +33,7 @@ export async function freezeAndKill(table: ProcessTable, findMembers: MemberFind
     for (const proc of members) {
       const key = `${proc.pid}:${proc.startTime}`;
       if (frozen.has(key)) continue;
-      frozen.add(key);
+      frozen.set(key, proc);
       newcomers += 1;
       signalIfSameProcess(table, proc, 'SIGSTOP');
     }
@@ -41,6 +41,7 @@ export async function freezeAndKill(table: ProcessTable, findMembers: MemberFind
     if (quietScans >= QUIET_SCANS_NEEDED) break;
     await sleep(2);
   }
-  const { survivors } = await killUntilGone(table, findMembers, killWindowMs);
-  return { frozen: frozen.size, peak, survivors: survivors.length, durationMs: Date.now() - started };
+  const frozenCount = frozen.size;
+  const { survivors } = await killUntilGone(table, findMembers, killWindowMs, frozen);
+  return { frozen: frozenCount, peak, survivors: survivors.length, durationMs: Date.now() - started };
 }

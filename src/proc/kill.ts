@@ -12,6 +12,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from './table.js';
+import { childrenByParent } from './tree.js';
 
 export type SignalOutcome = 'sent' | 'gone' | 'not-ours';
 
@@ -24,6 +25,8 @@ export function signalIfSameProcess(
   signal: NodeJS.Signals,
   stillEligible?: StillEligible,
 ): SignalOutcome {
+  // The daemon never signals itself, whatever attribution says (see AttributeOptions.exclude).
+  if (proc.pid === process.pid || proc.pid <= 1) return 'not-ours';
   const now = table.read(proc.pid);
   if (!now || !isAlive(now)) return 'gone';
   if (now.startTime !== proc.startTime) return 'not-ours';
@@ -69,16 +72,14 @@ export async function terminateTree(
   const started = Date.now();
   const pollMs = options.pollMs ?? 50;
   const forceWindowMs = options.forceWindowMs ?? 5000;
-  const seen = new Set<string>();
+  const seen = new Map<string, ProcInfo>();
   const signalled = new Set<string>();
-  const key = (proc: ProcInfo): string => `${proc.pid}:${proc.startTime}`;
 
   const graceEnds = started + options.graceMs;
   for (;;) {
-    const members = findMembers(table.scan()).filter(isAlive);
+    const members = liveMembers(table, table.scan(), findMembers, seen);
     if (members.length === 0) return { seen: seen.size, forced: 0, survivors: [], durationMs: Date.now() - started };
     for (const proc of members) {
-      seen.add(key(proc));
       if (signalled.has(key(proc))) continue;
       signalled.add(key(proc));
       if (signalIfSameProcess(table, proc, options.signal, options.stillEligible) === 'sent' && options.signal !== 'SIGCONT') {
@@ -94,27 +95,56 @@ export async function terminateTree(
   return { seen: seen.size, forced: forced.count, survivors: forced.survivors, durationMs: Date.now() - started };
 }
 
+function key(proc: Pick<ProcInfo, 'pid' | 'startTime'>): string {
+  return `${proc.pid}:${proc.startTime}`;
+}
+
 /**
- * SIGKILL rounds until a scan finds no member (new ones included), or the window ends. `seen` collects
- * the pid:start keys of every member met.
+ * The members alive in this snapshot: those attributed now, every one met before that is still the same
+ * live process, and their descendants. A member that can no longer be attributed (it cleared its
+ * environment, left the session, and its parent died) is still ours, by pid + start time, and so is
+ * what it forks.
+ */
+function liveMembers(table: ProcessTable, snapshot: ProcSnapshot, findMembers: MemberFinder, seen: Map<string, ProcInfo>): ProcInfo[] {
+  for (const proc of findMembers(snapshot)) if (isAlive(proc)) seen.set(key(proc), proc);
+  const queue = [...seen.values()].filter((proc) => {
+    const now = snapshot.byPid.get(proc.pid);
+    return now !== undefined && now.startTime === proc.startTime && isAlive(now);
+  });
+  const alive = new Map(queue.map((proc) => [key(proc), proc]));
+  const children = childrenByParent(snapshot);
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    for (const child of children.get(next.pid) ?? []) {
+      // A tagged child is attribution's to judge (it is ours only if tagged for this instance); this
+      // path takes only what carries no tag, as what an untraceable member forks does.
+      if (!isAlive(child) || alive.has(key(child)) || child.pid === process.pid || table.tags(child)?.instance) continue;
+      alive.set(key(child), child);
+      seen.set(key(child), child);
+      queue.push(child);
+    }
+  }
+  return [...alive.values()];
+}
+
+/**
+ * SIGKILL rounds until a scan finds no member (new ones included, and every one in `seen`), or the
+ * window ends. `seen` gains the members met here.
  */
 export async function killUntilGone(
   table: ProcessTable,
   findMembers: MemberFinder,
   windowMs: number,
-  seen: Set<string> = new Set(),
+  seen: Map<string, ProcInfo> = new Map(),
   stillEligible?: StillEligible,
 ): Promise<{ count: number; survivors: ProcInfo[] }> {
   const killed = new Set<string>();
   const ends = Date.now() + windowMs;
   for (;;) {
-    const members = findMembers(table.scan()).filter(isAlive);
-    if (members.length === 0) return { count: killed.size, survivors: [] };
-    if (Date.now() >= ends) return { count: killed.size, survivors: members };
-    for (const proc of members) {
-      const key = `${proc.pid}:${proc.startTime}`;
-      seen.add(key);
-      if (signalIfSameProcess(table, proc, 'SIGKILL', stillEligible) === 'sent') killed.add(key);
+    const alive = liveMembers(table, table.scan(), findMembers, seen);
+    if (alive.length === 0) return { count: killed.size, survivors: [] };
+    if (Date.now() >= ends) return { count: killed.size, survivors: alive };
+    for (const proc of alive) {
+      if (signalIfSameProcess(table, proc, 'SIGKILL', stillEligible) === 'sent') killed.add(key(proc));
     }
     await sleep(10);
   }

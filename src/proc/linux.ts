@@ -27,12 +27,8 @@ export class LinuxProcessTable implements ProcessTable {
 
   scan(): ProcSnapshot {
     const byPid = new Map<number, ProcInfo>();
-    let entries: string[];
-    try {
-      entries = readdirSync('/proc');
-    } catch {
-      entries = [];
-    }
+    // No try: an unreadable /proc must fail the scan, not look like a machine where every process is gone.
+    const entries = readdirSync('/proc');
     for (const entry of entries) {
       const first = entry.charCodeAt(0);
       if (first < 48 || first > 57) continue;
@@ -47,17 +43,22 @@ export class LinuxProcessTable implements ProcessTable {
   read(pid: number): ProcInfo | null {
     // open + one read into a reused buffer: readFileSync would also fstat and allocate per call, which
     // is most of the cost of a scan on a busy machine.
+    // Only "no such process" (or, under hidepid, "not yours to see") means absent. Any other failure
+    // (EMFILE under fd exhaustion, ENOMEM) is thrown: a stop that took it for "gone" would report a
+    // tree ended while it still runs.
     let fd: number;
     try {
       fd = openSync(`/proc/${pid}/stat`, 'r');
-    } catch {
-      return null;
+    } catch (error) {
+      if (isGoneError(error)) return null;
+      throw error;
     }
     try {
       const length = readSync(fd, this.statBuffer, 0, this.statBuffer.length, 0);
       return parseStat(this.statBuffer.toString('latin1', 0, length), this.pageSize);
-    } catch {
-      return null;
+    } catch (error) {
+      if (isGoneError(error)) return null;
+      throw error;
     } finally {
       closeSync(fd);
     }
@@ -87,6 +88,12 @@ export class LinuxProcessTable implements ProcessTable {
     if (cmd === '') cmd = `[${proc.comm}]`;
     this.cmdlineCache.set(key, cmd);
     return cmd;
+  }
+
+  ticksNow(): number {
+    // /proc/uptime rather than Date.now() against the boot time: wall-clock steps must not move it.
+    const uptimeSeconds = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+    return Math.floor(uptimeSeconds * CLOCK_TICKS_PER_SECOND);
   }
 
   startedAtMs(proc: ProcInfo): number {
@@ -120,6 +127,11 @@ export class LinuxProcessTable implements ProcessTable {
       }
     }
   }
+}
+
+function isGoneError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM';
 }
 
 function cacheKey(proc: ProcInfo): string {

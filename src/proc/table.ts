@@ -47,6 +47,8 @@ export interface ProcessTable {
   tags(proc: ProcInfo, fresh?: boolean): ProcTags | null;
   /** Command line, space-joined; falls back to [comm]. Cached per process unless `fresh`. */
   cmdline(proc: ProcInfo, fresh?: boolean): string;
+  /** Now, in clock ticks since boot: the unit of start times. */
+  ticksNow(): number;
   /** Wall-clock start of a process in ms since the epoch. */
   startedAtMs(proc: ProcInfo): number;
   /** Proportional set size in bytes (shared pages divided among their users), or null if unreadable. */

@@ -8,7 +8,9 @@
  *   2. tagged with the instance's id in its initial environment (AGENTPM_INSTANCE, with this home's
  *      AGENTPM_HOME): this finds processes that called setsid and were reparented to init,
  *   3. in the root's session (spawned with setsid, so sid = root pid): this finds children that cleared
- *      their environment, even after the root died; or
+ *      their environment, even after the root died. Once the root's pid is free it may be reused by a
+ *      new session leader, so a dead root's session only yields processes started while the root was
+ *      last seen alive (`rootSeenAlive`), and none when that is unknown; or
  *   4. a descendant (by ppid) of any of the above.
  * Zombies are dead: they are never members, and nothing waits on them. A process tagged with another
  * instance (or another home) is never claimed through session or ancestry: it is that instance's.
@@ -30,6 +32,20 @@ export interface InstanceRef {
    * apps with `reap: false`, which deliberately leave daemons behind: those are left to live.
    */
   followDetached?: boolean;
+  /**
+   * The latest moment (clock ticks since boot, like start times) the root was seen alive. Bounds what
+   * its session may yield once the root's pid is free for reuse; unknown for a root that was already
+   * gone when this daemon first looked.
+   */
+  rootSeenAlive?: number;
+}
+
+export interface AttributeOptions {
+  /**
+   * Never members, nor is anything reached only through them: the daemon itself, which a CLI run inside
+   * an app may have launched as a child of the app's tree.
+   */
+  exclude?: ReadonlySet<number>;
 }
 
 export type TagReader = (proc: ProcInfo) => ProcTags | null;
@@ -50,10 +66,13 @@ export function attribute(
   instances: readonly InstanceRef[],
   tagsOf: TagReader,
   home: string,
+  options: AttributeOptions = {},
 ): Map<string, ProcInfo[]> {
   const result = new Map<string, ProcInfo[]>();
   if (instances.length === 0) return result;
+  const exclude = options.exclude ?? new Set<number>();
   const owner = new Map<number, string>();
+  for (const pid of exclude) owner.set(pid, '');
   const byId = new Map(instances.map((instance) => [instance.id, instance]));
   const seeds = new Map<string, ProcInfo[]>(instances.map((instance) => [instance.id, []]));
   const claim = (proc: ProcInfo, id: string): void => {
@@ -67,19 +86,21 @@ export function attribute(
   };
 
   // Roots first, then tags, then sessions: the strongest evidence claims a process.
-  /** Session id (= root pid) → the instance whose session it is, for the sessions that may be used. */
-  const sessions = new Map<number, InstanceRef>();
+  /**
+   * Session id (= root pid) → the instance whose session it is, and the latest start time a member may
+   * have, for the sessions that may be used.
+   */
+  const sessions = new Map<number, { instance: InstanceRef; startedBy: number }>();
   for (const instance of instances) {
     const holder = snapshot.byPid.get(instance.rootPid);
-    const isRoot =
-      holder !== undefined &&
-      holder.startTime === instance.rootStartTime &&
-      !foreign(holder, instance.id) &&
-      (instance.rootIsChild || tagsOf(holder)?.instance === instance.id);
+    const heldByRoot = holder !== undefined && holder.startTime === instance.rootStartTime;
+    const isRoot = heldByRoot && !foreign(holder, instance.id) && (instance.rootIsChild || tagsOf(holder)?.instance === instance.id);
     if (isRoot) claim(holder, instance.id);
-    // The session named by the root's pid is ours while the root is, or once the root is gone; if the
-    // pid now belongs to a process that is not our root, so may its session.
-    if (isRoot || holder === undefined || !isAlive(holder)) sessions.set(instance.rootPid, instance);
+    // While the root (or its zombie, whose environment is unreadable) holds its pid, nobody else can
+    // lead that session. Once the pid is free, a reuse may lead a session of the same id: only members
+    // started while our root was still seen alive are ours.
+    if (isRoot || (heldByRoot && !isAlive(holder))) sessions.set(instance.rootPid, { instance, startedBy: Infinity });
+    else if (holder === undefined && instance.rootSeenAlive !== undefined) sessions.set(instance.rootPid, { instance, startedBy: instance.rootSeenAlive });
   }
   for (const proc of snapshot.byPid.values()) {
     const tags = tagsOf(proc);
@@ -90,8 +111,10 @@ export function attribute(
   // One pass over the processes whatever the number of instances: the cost of a tick grows with the
   // processes on the machine, not with apps × processes.
   for (const proc of snapshot.byPid.values()) {
-    const instance = sessions.get(proc.sid);
-    if (!instance || proc.startTime < instance.rootStartTime || foreign(proc, instance.id)) continue;
+    const session = sessions.get(proc.sid);
+    if (!session) continue;
+    const { instance, startedBy } = session;
+    if (proc.startTime < instance.rootStartTime || proc.startTime > startedBy || foreign(proc, instance.id)) continue;
     claim(proc, instance.id);
   }
 

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 export interface SeenProcess {
   pid: number;
   ppid: number;
+  sid: number;
   state: string;
   startTime: number;
   cmd: string;
@@ -32,7 +33,7 @@ export function readProcess(pid: number): SeenProcess | null {
     } catch {
       // gone
     }
-    return { pid, ppid: Number(rest[1]), state: rest[0] ?? '?', startTime: Number(rest[19]), cmd, env };
+    return { pid, ppid: Number(rest[1]), sid: Number(rest[3]), state: rest[0] ?? '?', startTime: Number(rest[19]), cmd, env };
   } catch {
     return null;
   }
