@@ -107,3 +107,19 @@ setInterval(() => { if (n++ < 200) spawn('sleep', ['600'], { stdio: 'ignore' });
   await rig.ok(['stop', 'forker']);
   assert.deepEqual(rig.tagged(), []);
 });
+
+test('a restart that was queued behind a delete is refused: no tree runs on outside the app list', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', TREE, '--name', 'doomed', '--kill-timeout', '1s', '--env', 'CHILDREN=1', '--env', 'IGNORE_TERM=1']);
+  const deleting = rig.cli(['delete', 'doomed']);
+  await waitFor(async () => (await rig.app('doomed')).status === 'stopping', 'the delete to be ending the tree');
+  const restarting = rig.cli(['restart', 'doomed']);
+
+  const [deleted, restarted] = await Promise.all([deleting, restarting]);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.notEqual(restarted.code, 0, 'the restart cannot run on a deleted app');
+  assert.match(restarted.stderr, /doomed was removed/);
+  assert.deepEqual(await rig.ls(), []);
+  assert.deepEqual(rig.tagged(), [], 'no tree was started for the deleted app');
+});

@@ -81,12 +81,17 @@ export class App {
   private queue: Promise<unknown> = Promise.resolve();
   /** Operations queued or running. */
   private pending = 0;
-  private disposed = false;
+  private disposedFlag = false;
 
   constructor(
     public spec: AppSpec,
     private readonly host: AppHost,
   ) {}
+
+  /** Retired: deleted, or left to the next daemon at shutdown. No operation runs on it any more. */
+  get disposed(): boolean {
+    return this.disposedFlag;
+  }
 
   get name(): string {
     return this.spec.name;
@@ -130,17 +135,39 @@ export class App {
     });
   }
 
+  /** Ends the tree and retires the app: every operation queued behind this one is refused (delete). */
+  remove(): Promise<void> {
+    return this.exclusive(async () => {
+      this.desired = 'stopped';
+      await this.endCurrent('stopped', null);
+      this.transition({ id: 'stopped' });
+      this.dispose();
+    });
+  }
+
+  /**
+   * A restart of the daemon's own (a watched file changed): judged when its turn comes, so that a stop
+   * queued before it is not undone.
+   */
+  restartIfWanted(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.desired === 'running') await this.restartNow();
+    });
+  }
+
   /** Stops the current tree completely, then starts a new one; a manual restart clears errored and the backoff. */
   restart(spec?: AppSpec): Promise<void> {
-    return this.exclusive(async () => {
-      if (spec) this.spec = spec;
-      this.desired = 'running';
-      const hadInstance = this.instance !== null;
-      await this.endCurrent('stopped', null);
-      this.history = EMPTY_HISTORY;
-      if (hadInstance) this.restarts += 1;
-      await this.spawnNow();
-    });
+    return this.exclusive(() => this.restartNow(spec));
+  }
+
+  private async restartNow(spec?: AppSpec): Promise<void> {
+    if (spec) this.spec = spec;
+    this.desired = 'running';
+    const hadInstance = this.instance !== null;
+    await this.endCurrent('stopped', null);
+    this.history = EMPTY_HISTORY;
+    if (hadInstance) this.restarts += 1;
+    await this.spawnNow();
   }
 
   /** Signals the root process only (as PM2's sendSignal does), after checking it is still the same process. */
@@ -251,7 +278,7 @@ export class App {
    * which will see any exit that happens from now on.
    */
   dispose(): void {
-    this.disposed = true;
+    this.disposedFlag = true;
     if (this.state.id === 'backoff') clearTimeout(this.state.timer);
   }
 
@@ -363,6 +390,8 @@ export class App {
 
   private exclusive<T>(operation: () => Promise<T>): Promise<T> {
     const guarded = async (): Promise<T> => {
+      // Deleted (or the daemon is shutting down) while this waited: it must not start a tree nobody supervises.
+      if (this.disposed) throw new AgentpmError('unknown-app', `${this.name} was removed before this could run`);
       this.pending += 1;
       try {
         return await operation();

@@ -270,6 +270,10 @@ export function runCommandHook(command: string, input: string, env: Record<strin
     let stderr = '';
     let timedOut = false;
     let settled = false;
+    // The group is the shell's own (detached: setsid, so pgid = its pid) and signalled without a /proc
+    // check: while any member lives, the kernel does not hand that number out again, so the signal
+    // reaches the hook's processes or nothing. (An empty group's number is free for reuse only after
+    // the shell was reaped, and this runs in the callback of that very reaping.)
     const killGroup = (): void => {
       if (child.pid === undefined) return;
       try {

@@ -190,7 +190,9 @@ export class Supervisor implements AppHost {
         try {
           await app.start();
         } catch (error) {
-          this.apps.delete(spec.name);
+          // A start that failed outright registers nothing; what was queued behind it is refused.
+          app.dispose();
+          if (this.apps.get(spec.name) === app) this.apps.delete(spec.name);
           this.persist();
           throw error;
         }
@@ -250,9 +252,10 @@ export class Supervisor implements AppHost {
 
   async delete(target: Target): Promise<string[]> {
     const apps = this.resolve(target);
-    await Promise.all(apps.map((app) => app.stop()));
+    const outcomes = await Promise.allSettled(apps.map((app) => app.remove()));
     for (const app of apps) {
-      app.dispose();
+      // Each app retired by its own remove() (or by a delete that ran first) leaves the registry.
+      if (!app.disposed || this.apps.get(app.name) !== app) continue;
       this.watchers.close(app.name);
       this.health.stop(app.name);
       this.apps.delete(app.name);
@@ -260,6 +263,8 @@ export class Supervisor implements AppHost {
       this.breaches.delete(app.name);
     }
     this.persist();
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
     return apps.map((app) => app.name);
   }
 

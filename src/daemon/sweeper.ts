@@ -34,7 +34,9 @@ interface OrphanGroup {
 export class OrphanSweeper {
   private interval: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | null = null;
+  /** Sweeps and reaps run one at a time, in order: two at once would end the same orphans twice. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private sweepQueued = false;
 
   constructor(private readonly host: SweeperHost) {}
 
@@ -44,35 +46,33 @@ export class OrphanSweeper {
     this.interval = setInterval(() => this.schedule(0), intervalMs);
   }
 
-  /** A sweep shortly (coalesced: one pending at a time). */
+  /** A sweep shortly (coalesced: at most one waiting to run). */
   schedule(delayMs: number): void {
-    if (this.soon) return;
+    if (this.soon || this.sweepQueued) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;
-      if (this.running) return this.schedule(delayMs);
-      this.running = this.sweep()
-        .catch((error: unknown) => this.host.log(`orphan sweep failed: ${(error as Error).message}`))
-        .finally(() => {
-          this.running = null;
-        });
+      this.sweepQueued = true;
+      this.inTurn(() => {
+        this.sweepQueued = false;
+        return this.sweep();
+      }).catch((error: unknown) => this.host.log(`orphan sweep failed: ${(error as Error).message}`));
     }, delayMs);
   }
 
   /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
-  async reapNow(options: ReapOptions): Promise<ReapResult> {
-    await this.running;
-    const run = reap(this.context(), options);
-    this.running = run.catch(() => undefined);
-    try {
-      return await run;
-    } finally {
-      this.running = null;
-    }
+  reapNow(options: ReapOptions): Promise<ReapResult> {
+    return this.inTurn(() => reap(this.context(), options));
   }
 
   close(): void {
     if (this.interval) clearInterval(this.interval);
     if (this.soon) clearTimeout(this.soon);
+  }
+
+  private inTurn<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(job, job);
+    this.chain = run.catch(() => undefined);
+    return run;
   }
 
   private context(): ReapContext {

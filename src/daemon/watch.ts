@@ -270,7 +270,7 @@ export class Watchers {
   private async restart(app: App, changes: number, files: string[]): Promise<void> {
     this.host.emit('watch', app, app.instance?.id ?? null, 'restart', { changes, files });
     try {
-      await app.restart();
+      await app.restartIfWanted();
     } catch (error) {
       this.host.log(app, `restart on file change failed: ${(error as Error).message}`);
     }
