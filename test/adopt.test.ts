@@ -143,6 +143,41 @@ test('a daemon killed in the middle of a stop: the next one finishes the stop in
   assert.deepEqual(pids.filter(isAlivePid), [], 'and nothing of the tree is left');
 });
 
+test('a root that rewrote its environment (setproctitle): its children are no orphans, and a new daemon never starts a second copy', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'pids');
+  await rig.ok(['start', join(FIXTURES, 'proctitle.py'), '--name', 'titled', '--env', `PIDFILE=${pidfile}`]);
+  const pids = await waitFor(() => {
+    try {
+      const list = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
+      return list.length === 3 ? list : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 'the tree');
+  const [root, ...children] = pids as [number, ...number[]];
+  rig.ownPids.add(root); // its tag is gone: the rig's cleanup could not find it otherwise
+  assert.equal(readProcess(root)?.env.size, 0, 'the root no longer shows any environment');
+  assert.ok(children.every((pid) => readProcess(pid)?.env.get('AGENTPM_APP') === 'titled'), 'its children are tagged');
+  await waitFor(async () => (await rig.app('titled')).processes === 3 || undefined, 'the daemon to count the whole tree');
+
+  await rig.ok(['daemon', 'stop']);
+  const dry = await rig.cli(['reap', '--dry-run', '--json']);
+  assert.deepEqual((JSON.parse(dry.stdout) as { found: unknown[] }).found, [], 'without a daemon, the live instance (pid + start time) protects its children');
+
+  const app = await rig.app('titled');
+  assert.equal(app.status, 'errored', 'not adopted without its tag');
+  assert.ok(pids.every(isAlivePid), 'nothing was signalled');
+  assert.deepEqual(rig.tagged().map((proc) => proc.instance).filter((id, index, all) => all.indexOf(id) === index).length, 1, 'no second copy was started');
+
+  // As the message says: the user ends it, then restarts the app.
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  await waitFor(() => !pids.some(isAlivePid), 'the old tree to be gone');
+  await rig.ok(['restart', 'titled']);
+  assert.equal((await rig.app('titled')).status, 'online');
+});
+
 test('PID-reuse trap: a registry entry pointing at an unrelated process never signals it', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
@@ -170,14 +205,21 @@ test('PID-reuse trap: a registry entry pointing at an unrelated process never si
 
   const list = await waitFor(async () => {
     const apps = await rig.ls();
-    return apps.every((app) => app.status === 'online') ? apps : undefined;
-  }, 'both apps started afresh');
+    return apps.find((app) => app.name === 'stale-start')?.status === 'online' ? apps : undefined;
+  }, 'the app whose pid was reused to start afresh');
   assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'the innocent processes were not touched');
   assert.equal(readProcess(a.pid)?.state, 'S', 'not stopped either');
   assert.ok(list.every((app) => app.pid !== a.pid && app.pid !== b.pid), 'neither was adopted');
+  // Same pid and start time but no tag: it may be the app's own root that rewrote its environment, so
+  // no second copy is started beside it either; the user is told what to do.
+  const unproven = list.find((app) => app.name === 'stale-tag');
+  assert.equal(unproven?.status, 'errored');
+  const events = await rig.ok(['events', '--app', 'stale-tag']);
+  assert.match(events, new RegExp(`pid ${b.pid} has the start time recorded for stale-tag's root but not agentpm's tag`));
 
   await rig.ok(['stop', 'all']);
-  assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'stopping the apps does not touch them either');
+  await rig.ok(['restart', 'stale-tag']);
+  assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'stopping and restarting the apps does not touch them either');
 });
 
 test('a registry written by an older agentpm (fewer definition fields) is read, and its apps adopted', async (t) => {

@@ -153,7 +153,7 @@ describe('Watchers', () => {
       instance: null,
       restartCount: 0,
       spec: { cwd: spec.watch?.[0] ?? '/nonexistent', ignoreWatch: [], watchDelayMs: 50, ...spec },
-      async restart() {
+      async restartIfWanted() {
         app.restartCount += 1;
       },
     };

@@ -122,7 +122,7 @@ export function describeEventText(event: AgentEvent): string {
       break;
     }
     case 'adopt':
-      text = `adopted by a new daemon, pid ${numberOf(data, 'pid')}`;
+      text = event.reason === 'unproven' ? `not adopted: ${String(data['message'])}` : `adopted by a new daemon, pid ${numberOf(data, 'pid')}`;
       break;
     case 'leftovers-killed':
       text = `killed ${numberOf(data, 'count')} process(es) left behind${event.reason === 'daemon-down' ? ' while no daemon ran' : ''}`;

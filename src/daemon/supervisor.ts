@@ -120,7 +120,19 @@ export class Supervisor implements AppHost {
       app.history = saved.history;
       app.exits = saved.exits;
       this.apps.set(app.name, app);
-      if (saved.instance && this.verifyInstance(saved.instance.id, saved.instance.pid, saved.instance.startTime)) {
+      const identity = saved.instance ? this.identify(saved.instance.id, saved.instance.pid, saved.instance.startTime) : 'gone';
+      if (saved.instance && identity === 'unproven') {
+        // Never signalled without its tag, and never a second tree beside what may be the first.
+        const message =
+          `pid ${saved.instance.pid} has the start time recorded for ${app.name}'s root but not agentpm's tag (a root that ` +
+          `rewrites its environment, as setproctitle does, or a registry that is not this daemon's). It was neither adopted ` +
+          `nor signalled, and no second copy was started. If it is ${app.name}, end it yourself, then run \`agentpm restart ${app.name}\`.`;
+        this.log(app, message);
+        this.emit('adopt', app, saved.instance.id, 'unproven', { pid: saved.instance.pid, message });
+        app.state = { id: 'errored' };
+        continue;
+      }
+      if (saved.instance && identity === 'ours') {
         app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.table.ticksNow() });
         // The previous daemon died in the middle of ending this tree (a stop, a restart, or freezing a
         // fork storm): finish that, or the tree would run on, perhaps frozen, as if online.
@@ -448,12 +460,16 @@ export class Supervisor implements AppHost {
     return members;
   }
 
-  /** pid + start time + tag: the only proof that a remembered process is still the one agentpm started. */
-  private verifyInstance(id: string, pid: number, startTime: number): boolean {
+  /**
+   * pid + start time + tag: the only proof that a remembered process is still the one agentpm started.
+   * `unproven`: the pid and start time match (so it is no reuse of the pid within this boot) but the tag
+   * is missing.
+   */
+  private identify(id: string, pid: number, startTime: number): 'ours' | 'gone' | 'unproven' {
     const proc = this.table.read(pid);
-    if (!proc || !isAlive(proc) || proc.startTime !== startTime) return false;
-    const tags = this.table.tags(proc);
-    return tags?.instance === id && tags.home === this.paths.home;
+    if (!proc || !isAlive(proc) || proc.startTime !== startTime) return 'gone';
+    const tags = this.table.tags(proc, true);
+    return tags?.instance === id && tags.home === this.paths.home ? 'ours' : 'unproven';
   }
 
   private async killLeftovers(app: App, instance: PersistedApp['instance'] & object): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * What a home's registry file says is alive, for reaping without that home's daemon (no daemon running,
- * or another home with --all-homes). An instance counts as live only if its root is still the process
- * that was started: same pid, start time and instance tag.
+ * or another home with --all-homes). An instance counts as live if its root is still the process that
+ * was started: same pid and start time. The tag is not asked for here: liveness only protects processes
+ * from being reaped, and a root that rewrote its environment (setproctitle) must keep its children.
  */
 import { statSync } from 'node:fs';
 import { homePaths } from '../home.js';
@@ -24,8 +25,8 @@ export function homeViewFromRegistry(home: string, table: ProcessTable): HomeVie
     const instance = app.instance;
     if (!instance) continue;
     const root = table.read(instance.pid);
-    if (!root || !isAlive(root) || root.startTime !== instance.startTime || table.tags(root)?.instance !== instance.id) continue;
-    live.push({ id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: false });
+    if (!root || !isAlive(root) || root.startTime !== instance.startTime) continue;
+    live.push({ id: instance.id, rootPid: instance.pid, rootStartTime: instance.startTime, rootIsChild: true });
   }
   return { home, apps: new Set(loaded.registry.apps.map((app) => app.spec.name)), live };
 }
