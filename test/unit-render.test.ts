@@ -54,7 +54,7 @@ const SAMPLES: Record<EventType, { event: AgentEvent; facts: string[] }> = {
 describe('describeEvent', () => {
   test('an adoption refused for a missing tag says so, with what to do', () => {
     const line = describeEvent(event('adopt', 'unproven', { pid: 777, message: 'pid 777 has the start time … run `agentpm restart bot`.' }));
-    assert.match(line, /not adopted: pid 777 .* agentpm restart bot/);
+    assert.match(line, /not adopted: pid 777 .*`agentpm restart bot`/);
     assert.doesNotMatch(line, /adopted by a new daemon/);
   });
 
