@@ -138,8 +138,11 @@ test('a daemon killed in the middle of a stop: the next one finishes the stop in
   await stopping;
   assert.ok(isAlivePid(pids[0] as number), 'the TERM-ignoring root outlived the first daemon');
 
-  const app = await rig.app('stubborn');
-  assert.equal(app.status, 'stopped', 'the new daemon finished the stop');
+  const app = await waitFor(async () => {
+    const now = await rig.app('stubborn');
+    return now.status === 'stopped' ? now : undefined;
+  }, 'the new daemon to finish the stop');
+  assert.equal(app.pid, null);
   assert.deepEqual(pids.filter(isAlivePid), [], 'and nothing of the tree is left');
 });
 
@@ -168,6 +171,13 @@ test('a root that rewrote its environment (setproctitle): its children are no or
 
   const app = await rig.app('titled');
   assert.equal(app.status, 'errored', 'not adopted without its tag');
+  const swept = await rig.cli(['reap', '--dry-run', '--json']);
+  assert.deepEqual((JSON.parse(swept.stdout) as { found: unknown[] }).found, [], "the daemon's reaper protects its children too");
+  const second = await rig.cli(['restart', 'titled']);
+  assert.notEqual(second.code, 0, 'no second copy while the old root lives');
+  assert.match(second.stderr, new RegExp(`pid ${root}, which may be titled's previous root .* still runs: end it yourself \\(kill ${root}\\)`));
+  await rig.ok(['daemon', 'stop']);
+  assert.equal((await rig.app('titled')).status, 'errored', 'still held after another daemon restart');
   assert.ok(pids.every(isAlivePid), 'nothing was signalled');
   assert.deepEqual(rig.tagged().map((proc) => proc.instance).filter((id, index, all) => all.indexOf(id) === index).length, 1, 'no second copy was started');
 
@@ -218,7 +228,8 @@ test('PID-reuse trap: a registry entry pointing at an unrelated process never si
   assert.match(events, new RegExp(`pid ${b.pid} has the start time recorded for stale-tag's root but not agentpm's tag`));
 
   await rig.ok(['stop', 'all']);
-  await rig.ok(['restart', 'stale-tag']);
+  const refused = await rig.cli(['restart', 'stale-tag']);
+  assert.match(refused.stderr, new RegExp(`pid ${b.pid}, which may be stale-tag's previous root`), 'no restart beside it either');
   assert.ok(isAlivePid(a.pid) && isAlivePid(b.pid), 'stopping and restarting the apps does not touch them either');
 });
 

@@ -44,15 +44,20 @@ test('a member that cleared its environment, left the session and lost its paren
   t.after(() => rig.dispose());
   const pidfile = join(rig.home, 'hidden.pid');
   const script = join(rig.home, 'hider.sh');
-  // The hidden process: no AGENTPM_* tag (env -i), its own session (setsid), ignores TERM, and forks
-  // sleeps. The root exits on TERM, so after the first round nothing links the hidden one to the app.
+  // The hidden process: no AGENTPM_* tag (env -i), its own session (setsid), ignores TERM (and so do
+  // the sleeps it forks). The root exits on TERM, so once the stop begins nothing links the hidden one
+  // to the app; it forks one more sleep after that.
   writeFileSync(
     script,
-    `setsid env -i /bin/bash -c 'trap "" TERM; echo $$ > "${pidfile}"; for i in $(seq 3000); do sleep 0.2; done' &\nwait\n`,
+    `setsid env -i /bin/bash -c 'trap "" TERM; echo $$ > "${pidfile}"; sleep 600 & while kill -0 $PPID 2>/dev/null; do sleep 0.05; done; sleep 600 & wait' &\nwait\n`,
   );
   await rig.ok(['start', script, '--name', 'hider', '--kill-timeout', '1s']);
   const hidden = await waitFor(() => readPids(pidfile, 1)?.[0], 'the hidden process');
   rig.ownPids.add(hidden); // untagged: the rig's cleanup could not find it otherwise
+  const ofHiddenSession = (): number[] => liveProcesses((candidate) => candidate.sid === hidden).map((candidate) => candidate.pid);
+  t.after(() => {
+    for (const pid of ofHiddenSession()) process.kill(pid, 'SIGKILL'); // started by this test, in its session
+  });
   const proc = readProcess(hidden);
   assert.equal(proc?.env.size, 0, 'it carries no tag');
   assert.equal(proc?.sid, hidden, 'it leads its own session');
@@ -60,8 +65,7 @@ test('a member that cleared its environment, left the session and lost its paren
   await rig.ok(['stop', 'hider']);
 
   assert.equal(isAlivePid(hidden), false, 'the hidden member was killed after the grace');
-  const forked = liveProcesses((candidate) => candidate.ppid === hidden || candidate.sid === hidden);
-  assert.deepEqual(forked, [], 'nothing it forked survives');
+  assert.deepEqual(ofHiddenSession(), [], 'nothing it forked survives, before or after it became untraceable');
 });
 
 test('restart and delete leave nothing of the previous tree', async (t) => {
@@ -111,7 +115,7 @@ setInterval(() => { if (n++ < 200) spawn('sleep', ['600'], { stdio: 'ignore' });
 test('a restart that was queued behind a delete is refused: no tree runs on outside the app list', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
-  await rig.ok(['start', TREE, '--name', 'doomed', '--kill-timeout', '1s', '--env', 'CHILDREN=1', '--env', 'IGNORE_TERM=1']);
+  await rig.ok(['start', TREE, '--name', 'doomed', '--kill-timeout', '3s', '--env', 'CHILDREN=1', '--env', 'IGNORE_TERM=1']);
   const deleting = rig.cli(['delete', 'doomed']);
   await waitFor(async () => (await rig.app('doomed')).status === 'stopping', 'the delete to be ending the tree');
   const restarting = rig.cli(['restart', 'doomed']);

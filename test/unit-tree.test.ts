@@ -128,22 +128,25 @@ describe('attribute', () => {
     assert.deepEqual(members(result, A.id).sort(), [400, 401, 402]);
   });
 
-  test("once the root's pid is free, its session yields only processes started while the root was seen alive", () => {
-    // Root 100 died at ~1_200; its pid was reused by a session leader that has exited too, leaving a
-    // `nohup job` (started 5_000) in a session whose id is 100 again.
-    const procs = [proc(400, { ppid: 1, sid: 100, startTime: 1_150 }), proc(500, { ppid: 1, sid: 100, startTime: 5_000 }), proc(501, { ppid: 500, sid: 100, startTime: 5_010 })];
-    assert.deepEqual(members(attribute(snapshot(...procs), [{ ...A, rootSeenAlive: 1_200 }], tagReader(), HOME), A.id), [400]);
+  test("a dead root's session whose processes all started after the root was last seen alive is a reuse of its pid: not ours", () => {
+    // Root 100 died at ~1_200 with its session empty; pid 100 was reused by a session leader that has
+    // exited too, leaving a `nohup job` (started 5_000) in a session whose id is 100 again.
+    const procs = [proc(500, { ppid: 1, sid: 100, startTime: 5_000 }), proc(501, { ppid: 500, sid: 100, startTime: 5_010 })];
+    assert.deepEqual(members(attribute(snapshot(...procs), [{ ...A, rootSeenAlive: 1_200 }], tagReader(), HOME), A.id), []);
   });
 
-  test('a root already gone when first looked at (no rootSeenAlive): its session is not searched, its tags are', () => {
+  test('one process started while the root was alive proves the session never emptied: later ones are ours too', () => {
+    // The kernel hands out no pid that still names a session with members, so 100 was never reused.
+    const procs = [proc(400, { ppid: 1, sid: 100, startTime: 1_150 }), proc(500, { ppid: 1, sid: 100, startTime: 5_000 }), proc(501, { ppid: 500, sid: 100, startTime: 5_010 })];
+    assert.deepEqual(members(attribute(snapshot(...procs), [{ ...A, rootSeenAlive: 1_200 }], tagReader(), HOME), A.id).sort(), [400, 500, 501]);
+  });
+
+  test('a zombie of the old session proves it as well; without rootSeenAlive the root start time is the bound', () => {
     const registryOnly: InstanceRef = { ...A, rootIsChild: false };
-    const result = attribute(
-      snapshot(proc(400, { ppid: 1, sid: 100, startTime: 1_150 }), proc(401, { ppid: 1, sid: 100, startTime: 1_160 })),
-      [registryOnly],
-      tagReader({ 401: { instance: A.id, home: HOME } }),
-      HOME,
-    );
-    assert.deepEqual(members(result, A.id), [401]);
+    const proved = attribute(snapshot(proc(400, { ppid: 1, sid: 100, startTime: 1_100, state: 'Z' }), proc(401, { ppid: 1, sid: 100, startTime: 1_160 })), [registryOnly], tagReader(), HOME);
+    assert.deepEqual(members(proved, A.id), [401]);
+    const unprovable = attribute(snapshot(proc(400, { ppid: 1, sid: 100, startTime: 1_150 }), proc(401, { ppid: 1, sid: 100, startTime: 1_160 })), [registryOnly], tagReader({ 401: { instance: A.id, home: HOME } }), HOME);
+    assert.deepEqual(members(unprovable, A.id), [401], 'only its tag claims 401; 400 is in a session that cannot be proven ours');
   });
 
   test("a zombie holding the root's pid with another start time (a reuse that died) opens no session", () => {

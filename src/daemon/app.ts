@@ -21,7 +21,7 @@
 import { AgentpmError } from '../errors.js';
 import type { AppSpec, AppStatus, EventType, ExitReason, ExitRecord, HealthState } from '../protocol.js';
 import { signalIfSameProcess } from '../proc/kill.js';
-import type { ProcessTable } from '../proc/table.js';
+import { isAlive, type ProcessTable } from '../proc/table.js';
 import { EMPTY_HISTORY, decideRestart, type RestartHistory } from './backoff.js';
 import { classifyExit } from './forensics.js';
 import type { LimitDecision } from './limits.js';
@@ -33,8 +33,6 @@ export interface Instance extends PersistedInstance {
   exited: Promise<ExitStatus> | null;
   /** The app's `reap` setting when the instance started: whether detached processes count as its own. */
   followDetached: boolean;
-  /** When the root was last seen alive, in clock ticks since boot (see InstanceRef.rootSeenAlive). */
-  rootSeenAlive?: number;
 }
 
 export type AppState =
@@ -53,6 +51,8 @@ export interface AppHost {
   terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }>;
   /** Freezes and kills the whole instance at once (a fork storm). */
   contain(instance: Instance): Promise<{ seen: number; survivors: number }>;
+  /** Whether any process of the instance is stopped (SIGSTOP): a containment was under way. */
+  isFrozen(instance: Instance): boolean;
   /** Ends the given processes and their descendants only; the rest of the instance keeps running. */
   terminateSubtrees(instance: Instance, pids: { pid: number; startTime: number }[], graceMs: number): Promise<number>;
   /** Whether the kernel's OOM-kill counter rose recently. */
@@ -82,6 +82,8 @@ export class App {
   /** Operations queued or running. */
   private pending = 0;
   private disposedFlag = false;
+  /** See hold(). */
+  held: PersistedInstance | null = null;
 
   constructor(
     public spec: AppSpec,
@@ -243,10 +245,37 @@ export class App {
     });
   }
 
-  /** Re-adopts a live instance found by a new daemon (identity already verified). */
-  adopt(instance: Instance): void {
-    this.transition({ id: 'online', instance });
+  /**
+   * Re-adopts a live instance found by a new daemon (identity already verified). `ending`: the previous
+   * daemon died while ending it; it is adopted as `stopping`, which the next tick finishes (recoverIfStuck).
+   */
+  adopt(instance: Instance, ending = false): void {
+    this.transition({ id: ending ? 'stopping' : 'online', instance });
     this.host.emit('adopt', this, instance.id, null, { pid: instance.pid });
+  }
+
+  /**
+   * A remembered root with the right pid and start time but without agentpm's tag (a root that rewrote
+   * its environment, or a registry that is not this daemon's): neither adopted nor signalled. It stays
+   * recorded, its processes are protected from reaping, and no new tree starts while it lives.
+   */
+  hold(instance: PersistedInstance): void {
+    this.held = instance;
+    this.transition({ id: 'errored' });
+  }
+
+  private refuseBesideHeld(): void {
+    const held = this.held;
+    if (!held) return;
+    const proc = this.host.table.read(held.pid);
+    if (proc && isAlive(proc) && proc.startTime === held.startTime) {
+      throw new AgentpmError(
+        'already-running',
+        `pid ${held.pid}, which may be ${this.name}'s previous root (its start time matches, its agentpm tag is gone), still runs: ` +
+          `end it yourself (kill ${held.pid}), then try again. agentpm starts no second copy beside it.`,
+      );
+    }
+    this.held = null;
   }
 
   /** Restores a backoff that was pending when the previous daemon stopped. */
@@ -260,12 +289,12 @@ export class App {
   }
 
   toPersisted(): PersistedApp {
-    const instance = this.instance;
+    const instance = this.instance ?? this.held;
     return {
       spec: this.spec,
       desired: this.desired,
       status: this.status,
-      instance: instance ? { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt } : null,
+      instance: instance ? { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, rootSeenAlive: instance.rootSeenAlive } : null,
       restarts: this.restarts,
       history: this.history,
       nextStartAt: this.nextStartAt,
@@ -287,6 +316,7 @@ export class App {
   }
 
   private async spawnNow(): Promise<void> {
+    this.refuseBesideHeld();
     this.transition({ id: 'starting' });
     let instance: Instance;
     try {
@@ -413,10 +443,12 @@ export class App {
   recoverIfStuck(): void {
     if (this.pending > 0 || this.disposed || this.state.id !== 'stopping') return;
     const instance = this.state.instance;
-    this.host.log(this, `instance ${instance.id} was left stopping by a failed operation; ending its tree again`);
+    this.host.log(this, `instance ${instance.id} was left stopping (by a failed operation, or a daemon that died mid-stop); ending its tree again`);
     this.exclusiveInBackground('recovering', async () => {
       if (this.state.id !== 'stopping' || this.state.instance !== instance) return;
-      const { seen } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
+      // A tree frozen by a containment that was cut short is killed as it is: a graceful signal would
+      // continue it, and a fork storm with it.
+      const { seen } = this.host.isFrozen(instance) ? await this.host.contain(instance) : await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
       const status = instance.exited ? await withTimeout(instance.exited, EXIT_STATUS_WAIT_MS) : null;
       this.recordExit(instance, status, this.desired === 'stopped' ? 'stopped' : null, false, Math.max(0, seen - 1), null);
       this.scheduleRestart(instance);

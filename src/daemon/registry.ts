@@ -16,6 +16,11 @@ export interface PersistedInstance {
   startTime: number;
   /** ms since the epoch */
   startedAt: number;
+  /**
+   * When the root was last known alive (clock ticks since boot): what proves, after the root died, that
+   * a session of its pid is still its own (see proc/tree.ts). As of the last write of the registry.
+   */
+  rootSeenAlive?: number;
 }
 
 export interface PersistedApp {

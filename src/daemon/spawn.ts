@@ -117,8 +117,20 @@ export async function spawnInstance(spec: AppSpec, home: string, table: ProcessT
   });
   setOomScore(pid, spec.oomScoreAdj);
   // The child cannot have been reaped yet (libuv reaps on a later loop turn), so its stat is readable.
-  const proc = table.read(pid);
-  return { id, pid, startTime: proc?.startTime ?? -1, startedAt: Date.now(), child, exited };
+  let startTime: number;
+  try {
+    startTime = table.read(pid)?.startTime ?? -1;
+  } catch (error) {
+    // Without its start time it could never be signalled safely: end it now, while it is surely ours
+    // (our unreaped child, leading its own new process group).
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: cannot read its /proc entry (${(error as Error).message})`);
+  }
+  return { id, pid, startTime, startedAt: Date.now(), child, exited };
 }
 
 /**

@@ -110,7 +110,6 @@ export class Supervisor implements AppHost {
   async restore(registry: RegistryFile): Promise<void> {
     this.settings = { ...this.settings, ...registry.settings };
     const revive: App[] = [];
-    const unfinished: Promise<void>[] = [];
     const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
     for (const saved of registry.apps) {
       if (!sameBoot) saved.instance = null;
@@ -129,15 +128,15 @@ export class Supervisor implements AppHost {
           `nor signalled, and no second copy was started. If it is ${app.name}, end it yourself, then run \`agentpm restart ${app.name}\`.`;
         this.log(app, message);
         this.emit('adopt', app, saved.instance.id, 'unproven', { pid: saved.instance.pid, message });
-        app.state = { id: 'errored' };
+        app.hold(saved.instance);
         continue;
       }
       if (saved.instance && identity === 'ours') {
-        app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.table.ticksNow() });
-        // The previous daemon died in the middle of ending this tree (a stop, a restart, or freezing a
-        // fork storm): finish that, or the tree would run on, perhaps frozen, as if online.
-        if (saved.desired === 'stopped') unfinished.push(app.stop());
-        else if (saved.status === 'stopping') unfinished.push(app.restart());
+        // A tree the previous daemon was in the middle of ending (a stop, a restart, freezing a fork
+        // storm) is adopted as `stopping`: the first tick finishes the job, rather than the tree running
+        // on, perhaps frozen, as if online.
+        const ending = saved.desired === 'stopped' || saved.status === 'stopping';
+        app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.ticksNowOr(saved.instance.startTime) }, ending);
         continue;
       }
       if (saved.instance) await this.killLeftovers(app, saved.instance);
@@ -147,7 +146,7 @@ export class Supervisor implements AppHost {
     }
     this.persistEnabled = true;
     this.persist();
-    const finished = await Promise.allSettled([...unfinished, ...revive.map((app) => app.revive())]);
+    const finished = await Promise.allSettled(revive.map((app) => app.revive()));
     for (const outcome of finished) if (outcome.status === 'rejected') this.log(null, `after re-adoption: ${(outcome.reason as Error).message}`);
   }
 
@@ -352,18 +351,22 @@ export class Supervisor implements AppHost {
 
   async spawn(spec: AppSpec): Promise<Instance> {
     const spawned = await spawnInstance(spec, this.paths.home, this.table);
-    const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: this.table.ticksNow() };
+    const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: spawned.startTime };
     // The exit is reported right after the root was reaped: until then its pid was not free for reuse,
     // so its session is ours up to now.
     void spawned.exited.then(() => {
-      instance.rootSeenAlive = this.table.ticksNow();
+      instance.rootSeenAlive = this.ticksNowOr(instance.rootSeenAlive ?? instance.startTime);
     });
     return instance;
   }
 
   async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
-    const result = await terminateTree(this.table, this.finderFor(instance), { signal, graceMs });
+    const result = await terminateTree(this.table, this.finderFor(instance), { signal, graceMs, rememberMembers: instance.followDetached });
     return { seen: result.seen, survivors: result.survivors.length };
+  }
+
+  isFrozen(instance: Instance): boolean {
+    return this.finderFor(instance)(this.table.scan()).some((proc) => proc.state === 'T');
   }
 
   async contain(instance: Instance): Promise<{ seen: number; survivors: number }> {
@@ -426,7 +429,12 @@ export class Supervisor implements AppHost {
   // ---- internals ----
 
   private ownView(): HomeView {
-    const live = [...this.apps.values()].flatMap((app) => (app.instance ? [instanceRef(app.instance)] : []));
+    const live = [...this.apps.values()].flatMap((app) => {
+      if (app.instance) return [instanceRef(app.instance)];
+      // Protection only: the reaper never signals members of a live instance.
+      if (app.held) return [{ id: app.held.id, rootPid: app.held.pid, rootStartTime: app.held.startTime, rootIsChild: true, followDetached: true }];
+      return [];
+    });
     return { home: this.paths.home, apps: new Set(this.apps.keys()), live };
   }
 
@@ -441,6 +449,14 @@ export class Supervisor implements AppHost {
       );
     }
     return target.names.map((name) => this.apps.get(name) as App);
+  }
+
+  private ticksNowOr(fallback: number): number {
+    try {
+      return this.table.ticksNow();
+    } catch {
+      return fallback;
+    }
   }
 
   private finderFor(instance: Instance): MemberFinder {

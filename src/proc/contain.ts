@@ -42,6 +42,7 @@ export async function freezeAndKill(table: ProcessTable, findMembers: MemberFind
     await sleep(2);
   }
   const frozenCount = frozen.size;
-  const { survivors } = await killUntilGone(table, findMembers, killWindowMs, frozen);
+  // Every frozen process is killed, attributable or not: frozen and left, it would never run again.
+  const { survivors } = await killUntilGone(table, findMembers, killWindowMs, { seen: frozen });
   return { frozen: frozenCount, peak, survivors: survivors.length, durationMs: Date.now() - started };
 }

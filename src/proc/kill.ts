@@ -50,6 +50,11 @@ export interface TerminateOptions {
   /** How long SIGKILL rounds may go on before the survivors are reported. */
   forceWindowMs?: number;
   stillEligible?: StillEligible;
+  /**
+   * Go on ending members met earlier that can no longer be attributed (see liveMembers). Default true;
+   * false for apps with `reap: false`, whose processes that detach are meant to live on.
+   */
+  rememberMembers?: boolean;
 }
 
 export interface TerminateResult {
@@ -77,7 +82,7 @@ export async function terminateTree(
 
   const graceEnds = started + options.graceMs;
   for (;;) {
-    const members = liveMembers(table, table.scan(), findMembers, seen);
+    const members = liveMembers(table, table.scan(), findMembers, seen, options.rememberMembers ?? true);
     if (members.length === 0) return { seen: seen.size, forced: 0, survivors: [], durationMs: Date.now() - started };
     for (const proc of members) {
       if (signalled.has(key(proc))) continue;
@@ -91,7 +96,7 @@ export async function terminateTree(
     await sleep(Math.min(pollMs, Math.max(1, graceEnds - Date.now())));
   }
 
-  const forced = await killUntilGone(table, findMembers, forceWindowMs, seen, options.stillEligible);
+  const forced = await killUntilGone(table, findMembers, forceWindowMs, { seen, stillEligible: options.stillEligible, rememberMembers: options.rememberMembers ?? true });
   return { seen: seen.size, forced: forced.count, survivors: forced.survivors, durationMs: Date.now() - started };
 }
 
@@ -105,8 +110,10 @@ function key(proc: Pick<ProcInfo, 'pid' | 'startTime'>): string {
  * environment, left the session, and its parent died) is still ours, by pid + start time, and so is
  * what it forks.
  */
-function liveMembers(table: ProcessTable, snapshot: ProcSnapshot, findMembers: MemberFinder, seen: Map<string, ProcInfo>): ProcInfo[] {
-  for (const proc of findMembers(snapshot)) if (isAlive(proc)) seen.set(key(proc), proc);
+function liveMembers(table: ProcessTable, snapshot: ProcSnapshot, findMembers: MemberFinder, seen: Map<string, ProcInfo>, remember: boolean): ProcInfo[] {
+  const found = findMembers(snapshot).filter(isAlive);
+  for (const proc of found) seen.set(key(proc), proc);
+  if (!remember) return found;
   const queue = [...seen.values()].filter((proc) => {
     const now = snapshot.byPid.get(proc.pid);
     return now !== undefined && now.startTime === proc.startTime && isAlive(now);
@@ -134,13 +141,13 @@ export async function killUntilGone(
   table: ProcessTable,
   findMembers: MemberFinder,
   windowMs: number,
-  seen: Map<string, ProcInfo> = new Map(),
-  stillEligible?: StillEligible,
+  options: { seen?: Map<string, ProcInfo>; stillEligible?: StillEligible; rememberMembers?: boolean } = {},
 ): Promise<{ count: number; survivors: ProcInfo[] }> {
+  const { seen = new Map<string, ProcInfo>(), stillEligible, rememberMembers = true } = options;
   const killed = new Set<string>();
   const ends = Date.now() + windowMs;
   for (;;) {
-    const alive = liveMembers(table, table.scan(), findMembers, seen);
+    const alive = liveMembers(table, table.scan(), findMembers, seen, rememberMembers);
     if (alive.length === 0) return { count: killed.size, survivors: [] };
     if (Date.now() >= ends) return { count: killed.size, survivors: alive };
     for (const proc of alive) {

@@ -8,9 +8,10 @@
  *   2. tagged with the instance's id in its initial environment (AGENTPM_INSTANCE, with this home's
  *      AGENTPM_HOME): this finds processes that called setsid and were reparented to init,
  *   3. in the root's session (spawned with setsid, so sid = root pid): this finds children that cleared
- *      their environment, even after the root died. Once the root's pid is free it may be reused by a
- *      new session leader, so a dead root's session only yields processes started while the root was
- *      last seen alive (`rootSeenAlive`), and none when that is unknown; or
+ *      their environment, even after the root died. Once the root is gone its pid could be reused by a
+ *      new session leader, but the kernel hands out no pid that still names a session with members:
+ *      so a dead root's session is ours only if one of its processes started while the root was last
+ *      known alive (`rootSeenAlive`, else its start), proving the session never emptied since; or
  *   4. a descendant (by ppid) of any of the above.
  * Zombies are dead: they are never members, and nothing waits on them. A process tagged with another
  * instance (or another home) is never claimed through session or ancestry: it is that instance's.
@@ -32,11 +33,7 @@ export interface InstanceRef {
    * apps with `reap: false`, which deliberately leave daemons behind: those are left to live.
    */
   followDetached?: boolean;
-  /**
-   * The latest moment (clock ticks since boot, like start times) the root was seen alive. Bounds what
-   * its session may yield once the root's pid is free for reuse; unknown for a root that was already
-   * gone when this daemon first looked.
-   */
+  /** The latest moment (clock ticks since boot, like start times) the root was known alive. */
   rootSeenAlive?: number;
 }
 
@@ -86,21 +83,30 @@ export function attribute(
   };
 
   // Roots first, then tags, then sessions: the strongest evidence claims a process.
-  /**
-   * Session id (= root pid) → the instance whose session it is, and the latest start time a member may
-   * have, for the sessions that may be used.
-   */
-  const sessions = new Map<number, { instance: InstanceRef; startedBy: number }>();
+  /** Session id (= root pid) → the instance whose session it is, for the sessions that may be used. */
+  const sessions = new Map<number, InstanceRef>();
+  /** Sessions of dead roots → the latest start time that proves the session is still the root's. */
+  const unproven = new Map<number, number>();
   for (const instance of instances) {
     const holder = snapshot.byPid.get(instance.rootPid);
     const heldByRoot = holder !== undefined && holder.startTime === instance.rootStartTime;
     const isRoot = heldByRoot && !foreign(holder, instance.id) && (instance.rootIsChild || tagsOf(holder)?.instance === instance.id);
     if (isRoot) claim(holder, instance.id);
     // While the root (or its zombie, whose environment is unreadable) holds its pid, nobody else can
-    // lead that session. Once the pid is free, a reuse may lead a session of the same id: only members
-    // started while our root was still seen alive are ours.
-    if (isRoot || (heldByRoot && !isAlive(holder))) sessions.set(instance.rootPid, { instance, startedBy: Infinity });
-    else if (holder === undefined && instance.rootSeenAlive !== undefined) sessions.set(instance.rootPid, { instance, startedBy: instance.rootSeenAlive });
+    // lead that session.
+    if (isRoot || (heldByRoot && !isAlive(holder))) sessions.set(instance.rootPid, instance);
+    else if (holder === undefined) unproven.set(instance.rootPid, instance.rootSeenAlive ?? instance.rootStartTime);
+  }
+  if (unproven.size > 0) {
+    const byRootPid = new Map(instances.map((instance) => [instance.rootPid, instance]));
+    for (const proc of snapshot.byPid.values()) {
+      const provenBy = unproven.get(proc.sid);
+      const instance = byRootPid.get(proc.sid);
+      // A zombie counts: until reaped it still holds the session's id.
+      if (provenBy === undefined || !instance || proc.startTime < instance.rootStartTime || proc.startTime > provenBy) continue;
+      sessions.set(proc.sid, instance);
+      unproven.delete(proc.sid);
+    }
   }
   for (const proc of snapshot.byPid.values()) {
     const tags = tagsOf(proc);
@@ -111,10 +117,8 @@ export function attribute(
   // One pass over the processes whatever the number of instances: the cost of a tick grows with the
   // processes on the machine, not with apps × processes.
   for (const proc of snapshot.byPid.values()) {
-    const session = sessions.get(proc.sid);
-    if (!session) continue;
-    const { instance, startedBy } = session;
-    if (proc.startTime < instance.rootStartTime || proc.startTime > startedBy || foreign(proc, instance.id)) continue;
+    const instance = sessions.get(proc.sid);
+    if (!instance || proc.startTime < instance.rootStartTime || foreign(proc, instance.id)) continue;
     claim(proc, instance.id);
   }
 

@@ -21,7 +21,9 @@ export function homeViewFromRegistry(home: string, table: ProcessTable): HomeVie
   const loaded = loadRegistry(homePaths(home).registry);
   if (!loaded.ok) return null;
   const live: InstanceRef[] = [];
-  for (const app of loaded.registry.apps) {
+  // Pids and start times recorded in another boot name nothing now (an early boot service may match).
+  const sameBoot = loaded.registry.bootId === null || loaded.registry.bootId === table.bootId;
+  for (const app of sameBoot ? loaded.registry.apps : []) {
     const instance = app.instance;
     if (!instance) continue;
     const root = table.read(instance.pid);
