@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RegistryFile } from '../src/daemon/registry.js';
-import { isAlivePid, readProcess } from './helpers/procs.js';
+import { isAlivePid, readPids, readProcess } from './helpers/procs.js';
 import { CLI, FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
 const TREE = join(FIXTURES, 'tree.mjs');
@@ -74,14 +74,7 @@ test('an app whose root died while no daemon ran is cleaned up and started once'
   t.after(() => rig.dispose());
   const pidfile = join(rig.home, 'pids');
   await rig.ok(['start', TREE, '--name', 'tree', '--env', 'CHILDREN=3', '--env', `PIDFILE=${pidfile}`]);
-  const pids = await waitFor(() => {
-    try {
-      const list = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
-      return list.length === 4 ? list : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 'the tree');
+  const pids = await waitFor(() => readPids(pidfile, 4), 'the tree');
   await rig.ok(['daemon', 'stop']);
   const [root, ...children] = pids as [number, ...number[]];
   assert.equal(readProcess(root)?.env.get('AGENTPM_HOME'), rig.home, 'the root is ours: tagged with this home');
@@ -124,14 +117,7 @@ test('a daemon killed in the middle of a stop: the next one finishes the stop in
   t.after(() => rig.dispose());
   const pidfile = join(rig.home, 'pids');
   await rig.ok(['start', TREE, '--name', 'stubborn', '--kill-timeout', '2s', '--env', 'CHILDREN=2', '--env', 'STUBBORN=1', '--env', 'IGNORE_TERM=1', '--env', `PIDFILE=${pidfile}`]);
-  const pids = await waitFor(() => {
-    try {
-      const list = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
-      return list.length === 4 ? list : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 'the tree');
+  const pids = await waitFor(() => readPids(pidfile, 4), 'the tree');
   const stopping = rig.cli(['stop', 'stubborn']);
   await waitFor(async () => (await rig.app('stubborn')).status === 'stopping', 'the stop to begin');
   process.kill(rig.daemonPid() as number, 'SIGKILL');
@@ -151,14 +137,7 @@ test('a root that rewrote its environment (setproctitle): its children are no or
   t.after(() => rig.dispose());
   const pidfile = join(rig.home, 'pids');
   await rig.ok(['start', join(FIXTURES, 'proctitle.py'), '--name', 'titled', '--env', `PIDFILE=${pidfile}`]);
-  const pids = await waitFor(() => {
-    try {
-      const list = readFileSync(pidfile, 'utf8').trim().split('\n').map(Number);
-      return list.length === 3 ? list : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 'the tree');
+  const pids = await waitFor(() => readPids(pidfile, 3), 'the tree');
   const [root, ...children] = pids as [number, ...number[]];
   rig.ownPids.add(root); // its tag is gone: the rig's cleanup could not find it otherwise
   assert.equal(readProcess(root)?.env.size, 0, 'the root no longer shows any environment');

@@ -5,19 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ReapResult } from '../src/protocol.js';
-import { isAlivePid, liveProcesses, readProcess, TEST_HOME_PREFIX } from './helpers/procs.js';
+import { isAlivePid, liveProcesses, readPids, readProcess, TEST_HOME_PREFIX } from './helpers/procs.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
 const TREE = join(FIXTURES, 'tree.mjs');
-
-function pidsFrom(file: string, count: number): number[] | undefined {
-  try {
-    const pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
-    return pids.length === count ? pids : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Starts `command` so that it ends up orphaned (reparented to init), with extra environment; returns its pid. */
 function orphan(rig: Rig, command: string, env: Record<string, string> = {}): number {
@@ -38,7 +29,7 @@ test('without a daemon: orphans of a crashed instance, setsid grandchild include
   t.after(() => rig.dispose());
   const pidfile = join(rig.home, 'pids');
   await rig.ok(['start', TREE, '--name', 'agent', '--env', 'CHILDREN=2', '--env', 'SETSID=1', '--env', `PIDFILE=${pidfile}`]);
-  const [root, ...left] = (await waitFor(() => pidsFrom(pidfile, 4), 'the tree')) as [number, ...number[]];
+  const [root, ...left] = (await waitFor(() => readPids(pidfile, 4), 'the tree')) as [number, ...number[]];
   await rig.ok(['daemon', 'stop']);
   assert.equal(readProcess(root)?.env.get('AGENTPM_HOME'), rig.home);
   process.kill(root, 'SIGKILL'); // the agent's CLI dies while no daemon watches
@@ -79,7 +70,7 @@ test('the daemon sweeps orphans by itself, with an event; an app with reap: fals
     }),
   );
   await rig.ok(['start', config]);
-  const [, , detached] = (await waitFor(() => pidsFrom(keepPids, 3), 'keeper tree')) as [number, number, number];
+  const [, , detached] = (await waitFor(() => readPids(keepPids, 3), 'keeper tree')) as [number, number, number];
 
   // A leak: a process tagged with an instance of sweepy that is not live (as a dead session would leave).
   const leaked = orphan(rig, 'sleep 600', { AGENTPM_APP: 'sweepy', AGENTPM_INSTANCE: 'feedfacecafe' });

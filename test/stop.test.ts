@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isAlivePid, liveProcesses, readProcess } from './helpers/procs.js';
+import { isAlivePid, liveProcesses, readPids, readProcess } from './helpers/procs.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
 const TREE = join(FIXTURES, 'tree.mjs');
-
-function readPids(file: string, expected: number): number[] | undefined {
-  try {
-    const pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
-    return pids.length === expected && pids.every((pid) => pid > 0) ? pids : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 test('stop ends a whole tree: a TERM-ignoring root and child, a setsid grandchild whose parent exited', async (t) => {
   const rig = await Rig.create();

@@ -61,3 +61,13 @@ export const TEST_HOME_PREFIX = 'agentpm-test-';
 export function processesOfTestHomes(): SeenProcess[] {
   return liveProcesses((proc) => (proc.env.get('AGENTPM_HOME') ?? '').includes(`/${TEST_HOME_PREFIX}`));
 }
+
+/** The pids a fixture wrote to `file`, one per line, once there are `expected` of them. */
+export function readPids(file: string, expected: number): number[] | undefined {
+  try {
+    const pids = readFileSync(file, 'utf8').trim().split('\n').map(Number);
+    return pids.length === expected && pids.every((pid) => pid > 0) ? pids : undefined;
+  } catch {
+    return undefined;
+  }
+}
