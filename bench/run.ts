@@ -17,13 +17,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { AgentEvent, AppSummary } from '../src/protocol.js';
+import type { AgentEvent, AppSummary, TickCost } from '../src/protocol.js';
 import { isAlivePid, liveProcesses, readProcess } from '../test/helpers/procs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -33,7 +33,7 @@ const BENCH_FIXTURES = join(ROOT, 'bench', 'fixtures');
 const PM2_BIN = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 /** In the environment of everything the bench starts; cleanup SIGKILLs by it. */
 const MARKER = 'AGENTPM_BENCH_RUN';
-const OVERALL_LIMIT_MS = 6 * 60_000;
+const OVERALL_LIMIT_MS = 10 * 60_000;
 
 type Row = { case: string; agentpm: string; pm2: string; goal: string };
 interface Pm2Ctx {
@@ -111,7 +111,6 @@ async function pm2Online(p: Pm2Ctx, name: string): Promise<Pm2Proc> {
 }
 
 const ls = (ctx: Ctx): AppSummary[] => JSON.parse(cli(ctx, ['ls', '--json']).stdout) as AppSummary[];
-const daemonPid = (ctx: Ctx): number => (JSON.parse(cli(ctx, ['daemon', 'status', '--json']).stdout) as { pid: number }).pid;
 
 async function waitFor<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -675,21 +674,146 @@ async function stopTime(ctx: Ctx): Promise<Row[]> {
   return rows;
 }
 
-async function daemonRss(ctx: Ctx): Promise<Row[]> {
-  // A fresh daemon, so the figure does not depend on what earlier cases made it do.
-  cli(ctx, ['kill']);
-  cli(ctx, ['daemon', 'start']);
-  const pid = daemonPid(ctx);
-  const empty = vmRssBytes(pid);
-  await startIdle(ctx, idleNames(0, 20));
-  if (daemonPid(ctx) !== pid) throw new Error('the daemon changed while apps were starting');
-  const rss = vmRssBytes(pid);
-  cli(ctx, ['delete', 'all']);
-  const mibs = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  return [{ case: 'daemon RSS, 20 idle apps online', agentpm: mibs(rss), pm2: 'not measured', goal: `VmRSS of a fresh daemon; ${mibs(empty)} with 0 apps` }];
+const SCALE_APPS = 20;
+const SCALE_CHILDREN = 14; // 15 processes per app
+const LARGE_APPS = 10;
+const LARGE_CHILDREN = 99; // 10 × 100 = 1,000 managed processes, the bound this case keeps to
+const CPU_WINDOW_MS = 10_000;
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User + system CPU time of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
-const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonRss];
+/** CPU a process used over a window, in % of one core. */
+async function cpuPercent(pid: number, windowMs = CPU_WINDOW_MS): Promise<number> {
+  const ticks = cpuTicks(pid);
+  const started = Date.now();
+  await sleep(windowMs);
+  return ((cpuTicks(pid) - ticks) / CLOCK_TICKS_PER_SECOND / ((Date.now() - started) / 1000)) * 100;
+}
+
+/**
+ * The floor for a tick: one bare pass that reads every /proc/<pid>/stat once, the cheapest way Node
+ * can (open, one read into a reused buffer, close; as the daemon does), median of 15 passes.
+ */
+function procStatFloorMs(): number {
+  const buffer = Buffer.alloc(4096);
+  const pass = (): number => {
+    const t0 = performance.now();
+    for (const entry of readdirSync('/proc')) {
+      if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+      try {
+        const fd = openSync(`/proc/${entry}/stat`, 'r');
+        try {
+          readSync(fd, buffer, 0, buffer.length, 0);
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return performance.now() - t0;
+  };
+  pass();
+  return median(Array.from({ length: 15 }, pass));
+}
+
+interface DaemonFigures {
+  pid: number;
+  rss: number;
+  tickCost: TickCost;
+}
+
+function daemonFigures(ctx: Ctx): DaemonFigures {
+  return JSON.parse(cli(ctx, ['daemon', 'status', '--json']).stdout) as DaemonFigures;
+}
+
+/** Starts `apps` trees of 1 + `children` processes under agentpm and waits until every one is complete. */
+async function startTrees(ctx: Ctx, prefix: string, apps: number, children: number): Promise<void> {
+  for (let i = 0; i < apps; i += 1) cli(ctx, ['start', join(FIXTURES, 'tree.mjs'), '--name', `${prefix}-${i}`, '--env', `CHILDREN=${children}`]);
+  await waitFor(`${apps} trees of ${children + 1} processes`, () => {
+    const list = ls(ctx).filter((app) => app.name.startsWith(`${prefix}-`));
+    return list.length === apps && list.every((app) => app.status === 'online' && app.processes === children + 1);
+  }, 60_000, 250);
+}
+
+/**
+ * 6. The daemon's footprint at the issue's 1 s tick: RSS and CPU with 20 apps × 15 processes (PM2 with
+ * the same apps), then the tick's cost with 1,000 managed processes against the floor.
+ */
+async function daemonScale(ctx: Ctx): Promise<Row[]> {
+  const tick1s = { ...ctx.env, AGENTPM_TICK_MS: '1000' };
+  cli(ctx, ['kill']);
+  const started = runNode(tick1s, [CLI, 'daemon', 'start']);
+  if (started.code !== 0) throw new Error(`agentpm daemon start exited ${started.code}: ${started.stderr}`);
+  const empty = daemonFigures(ctx);
+  await startTrees(ctx, 'scale', SCALE_APPS, SCALE_CHILDREN);
+  await sleep(3000); // past the starts, into the steady state
+  const cpu = await cpuPercent(empty.pid);
+  const loaded = daemonFigures(ctx);
+  if (loaded.pid !== empty.pid) throw new Error('the daemon changed during the measurement');
+  console.error(`  agentpm ${SCALE_APPS}x${SCALE_CHILDREN + 1}: RSS ${mib(loaded.rss)} (empty ${mib(empty.rss)}), CPU ${cpu.toFixed(2)} %, tick ${loaded.tickCost.medianMs} ms over ${loaded.tickCost.processes} processes`);
+  cli(ctx, ['delete', 'all'], 60_000);
+
+  let pm2Rss: number | null = null;
+  const pm2Cell = await attemptPm2(ctx, `pm2: ${SCALE_APPS} trees`, async (p) => {
+    const tag = `scale-${randomBytes(4).toString('hex')}`;
+    const names = Array.from({ length: SCALE_APPS }, (_, i) => `scale-${i}`);
+    pm2Start(p, names.map((name) => ({ name, script: join(FIXTURES, 'tree.mjs'), env: { CHILDREN: String(SCALE_CHILDREN), BENCH_TAG: tag } })));
+    try {
+      await waitFor(`${SCALE_APPS} trees under pm2`, () => taggedBy('BENCH_TAG', tag).length === SCALE_APPS * (SCALE_CHILDREN + 1), 60_000, 250);
+      await sleep(3000);
+      const pid = Number(readFileSync(join(p.home, 'pm2.pid'), 'utf8').trim());
+      const pm2Cpu = await cpuPercent(pid);
+      pm2Rss = vmRssBytes(pid);
+      console.error(`  pm2 ${SCALE_APPS}x${SCALE_CHILDREN + 1}: RSS ${mib(pm2Rss)}, CPU ${pm2Cpu.toFixed(2)} %`);
+      return `RSS ${mib(pm2Rss)}, CPU ${pm2Cpu.toFixed(2)} %`;
+    } finally {
+      try {
+        pm2(p, ['delete', 'all']);
+      } catch (error) {
+        console.error((error as Error).message);
+      }
+      sleepSync(300);
+      killPids(taggedBy('BENCH_TAG', tag));
+    }
+  });
+  const ratio = pm2Rss ? ` = ${(loaded.rss / pm2Rss).toFixed(2)}× pm2's` : '';
+
+  // The tick with 1,000 managed processes: a fresh daemon (adopting the trees), so that its tick figures
+  // are of this load only.
+  await startTrees(ctx, 'large', LARGE_APPS, LARGE_CHILDREN);
+  const replaced = runNode(tick1s, [CLI, 'daemon', 'restart'], 60_000);
+  if (replaced.code !== 0) throw new Error(`agentpm daemon restart exited ${replaced.code}: ${replaced.stderr}`);
+  await sleep(CPU_WINDOW_MS);
+  const large = daemonFigures(ctx);
+  const floor = procStatFloorMs();
+  console.error(`  agentpm 1,000 managed: tick ${large.tickCost.medianMs} ms (max ${large.tickCost.maxMs}, ${large.tickCost.samples} ticks) over ${large.tickCost.processes} processes; floor ${floor.toFixed(2)} ms`);
+  cli(ctx, ['delete', 'all'], 60_000);
+
+  return [
+    {
+      case: `6. daemon RSS, ${SCALE_APPS} apps x ${SCALE_CHILDREN + 1} procs, 1 s tick`,
+      agentpm: `${mib(loaded.rss)}${ratio} (${mib(empty.rss)} with none)`,
+      pm2: pm2Cell,
+      goal: "<= half of pm2's daemon with the same apps",
+    },
+    { case: '6. daemon CPU, same load', agentpm: `${cpu.toFixed(2)} % of a core`, pm2: 'see the RSS row', goal: `<= 2 % of a core, over ${CPU_WINDOW_MS / 1000} s` },
+    {
+      case: `6. tick cost, ${LARGE_APPS * (LARGE_CHILDREN + 1)} managed procs (${large.tickCost.processes} on the machine)`,
+      agentpm: `${large.tickCost.medianMs.toFixed(2)} ms = ${(large.tickCost.medianMs / floor).toFixed(2)}× the floor (${floor.toFixed(2)} ms)`,
+      pm2: '-',
+      goal: "<= 2x a bare pass reading every /proc/<pid>/stat once; median of the daemon's own tick timings (daemon status)",
+    },
+  ];
+}
+
+const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale];
 
 // ------------------------------------------------------------------------------------------ main
 
@@ -699,6 +823,24 @@ function printTable(rows: Row[]): void {
   const width = keys.map((key) => Math.max(...[header, ...rows].map((row) => row[key].length)));
   const line = (row: Row): string => keys.map((key, i) => row[key].padEnd(width[i]!)).join('  ').trimEnd();
   console.log([line(header), width.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n'));
+}
+
+/** bench/RESULTS.md: the latest full run, as a Markdown table with the machine it ran on. */
+function writeResults(rows: Row[], tookMs: number): void {
+  const cell = (text: string): string => text.replaceAll('|', '\\|');
+  const lines = [
+    '# Latest `npm run bench` results',
+    '',
+    `Written by \`npm run bench\` (all cases) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ` +
+      `the run took ${(tookMs / 1000).toFixed(0)} s, load average after it ${loadavg().map((value) => value.toFixed(2)).join(' ')}. Each run's raw figures go to stderr.`,
+    '',
+    '| case | agentpm | pm2 | goal / notes |',
+    '|---|---|---|---|',
+    ...rows.map((row) => `| ${cell(row.case)} | ${cell(row.agentpm)} | ${cell(row.pm2)} | ${cell(row.goal)} |`),
+    '',
+  ];
+  writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), lines.join('\n'));
+  console.error('wrote bench/RESULTS.md');
 }
 
 function sleepSync(ms: number): void {
@@ -793,6 +935,7 @@ async function main(): Promise<void> {
     if (leftovers.length > 0) console.error(`cleanup: SIGKILLed ${leftovers.length} process(es) left by the run: ${leftovers.join(' ')}`);
     console.error(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s; load average now ${loadavg().map((value) => value.toFixed(2)).join(' ')} (timings are noisy when other work shares the machine)`);
     if (rows.length > 0) printTable(rows);
+    if (rows.length > 0 && !process.env['BENCH_CASES']) writeResults(rows, Date.now() - started);
   }
 }
 

@@ -221,7 +221,18 @@ export interface DaemonStatus {
   /** The daemon's own resident memory, in bytes. */
   rss: number;
   tickMs: number;
+  /** What the recent monitor ticks cost (one /proc pass, attribution, figures, limits). */
+  tickCost: TickCost;
   machine: MachineMemory;
+}
+
+export interface TickCost {
+  /** Ticks measured (the most recent ones, at most 120). */
+  samples: number;
+  medianMs: number;
+  maxMs: number;
+  /** Processes on the machine at the last tick: what a tick's cost grows with. */
+  processes: number;
 }
 
 export type Target = { all: true } | { names: string[] };

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION } from '../src/protocol.js';
+import { PROTOCOL_VERSION, type TickCost } from '../src/protocol.js';
 import { liveProcesses } from './helpers/procs.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
@@ -158,6 +158,9 @@ test('daemon status --json; daemon stop; a stale socket is cleaned up; parallel 
   assert.equal(status['home'], rig.home);
   assert.equal(typeof status['version'], 'string');
   assert.equal(typeof status['uptimeMs'], 'number');
+  const cost = status['tickCost'] as TickCost;
+  assert.ok(cost.samples >= 1 && cost.processes > 1 && cost.medianMs > 0 && cost.maxMs >= cost.medianMs, `the tick's cost is reported: ${JSON.stringify(cost)}`);
+  assert.match(await rig.ok(['daemon', 'status']), /monitor: tick every 200 ms, costing [\d.]+ ms \(median; max [\d.]+\) over \d+ processes; daemon RSS [\d.]+ MB/);
 
   // SIGKILL leaves the socket file behind: the next command must clean it up and relaunch.
   process.kill(daemons[0]?.pid as number, 'SIGKILL');

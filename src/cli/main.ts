@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { DaemonClient } from './client.js';
 import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
+import { formatBytes } from '../config/units.js';
 
 const paths = homePaths(resolveHome());
 
@@ -478,7 +479,11 @@ daemon
     try {
       const status = await client.request({ type: 'status' });
       if (options.json) printJson({ running: true, ...status });
-      else print(`daemon running: pid ${status.pid}, agentpm ${status.version}, up ${Math.round(status.uptimeMs / 1000)}s, ${status.apps} app(s), home ${status.home}`);
+      else {
+        print(`daemon running: pid ${status.pid}, agentpm ${status.version}, up ${Math.round(status.uptimeMs / 1000)}s, ${status.apps} app(s), home ${status.home}`);
+        const cost = status.tickCost;
+        print(`monitor: tick every ${status.tickMs} ms, costing ${cost.medianMs} ms (median; max ${cost.maxMs}) over ${cost.processes} processes; daemon RSS ${formatBytes(status.rss)}`);
+      }
     } finally {
       client.close();
     }

@@ -162,6 +162,7 @@ export class ControlServer {
           supervisedBy: process.env['INVOCATION_ID'] ? 'systemd' : null,
           rss: process.memoryUsage.rss(),
           tickMs: supervisor.tickMs,
+          tickCost: supervisor.tickCost(),
           machine: readMachineMemory(),
         };
       case 'ls':

@@ -22,6 +22,7 @@ import type {
   SaveResult,
   StartResult,
   Target,
+  TickCost,
   TreeProcess,
 } from '../protocol.js';
 import { parseAppSpec } from './requests.js';
@@ -54,11 +55,15 @@ export interface SupervisorOptions {
 
 /** A snapshot younger than this answers `ls` without a new scan. */
 const FRESH_SNAPSHOT_MS = 200;
+/** Tick durations kept for `daemon status` (a minute at the default tick). */
+const TICK_COSTS_KEPT = 120;
 
 export class Supervisor implements AppHost {
   readonly table: ProcessTable;
   readonly events: EventBus;
   private readonly apps = new Map<string, App>();
+  private tickDurations: number[] = [];
+  private lastScanProcesses = 0;
   /** Never a member of any tree: a CLI run inside an app may have launched this daemon as its child. */
   private readonly untouchable: ReadonlySet<number> = new Set([process.pid]);
   private readonly paths: HomePaths;
@@ -498,10 +503,18 @@ export class Supervisor implements AppHost {
     if (Date.now() - this.lastScanAt > FRESH_SNAPSHOT_MS) this.scan(false);
   }
 
+  tickCost(): TickCost {
+    const sorted = [...this.tickDurations].sort((a, b) => a - b);
+    const round = (value: number): number => Math.round(value * 100) / 100;
+    return { samples: sorted.length, medianMs: round(sorted[Math.floor(sorted.length / 2)] ?? 0), maxMs: round(sorted.at(-1) ?? 0), processes: this.lastScanProcesses };
+  }
+
   private tick(): void {
     this.oomKillSamples = [...this.oomKillSamples, readOomKillCount()].slice(-2);
     try {
+      const started = performance.now();
       this.scan(true);
+      this.tickDurations = [...this.tickDurations.slice(1 - TICK_COSTS_KEPT), performance.now() - started];
     } catch (error) {
       // e.g. EMFILE: a scan that cannot read /proc decides nothing this tick, rather than seeing every tree gone.
       this.log(null, `monitor tick skipped: ${(error as Error).message}`);
@@ -515,6 +528,7 @@ export class Supervisor implements AppHost {
   private scan(tick: boolean): void {
     const snapshot = this.table.scan();
     this.lastScanAt = snapshot.at;
+    this.lastScanProcesses = snapshot.byPid.size;
     const live = [...this.apps.values()].filter((app) => app.instance !== null);
     const members = this.attribute(snapshot, live.map((app) => app.instance as Instance));
     const figures = new Map<string, TreeFigures>();
