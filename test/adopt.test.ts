@@ -132,6 +132,36 @@ test('a daemon killed in the middle of a stop: the next one finishes the stop in
   assert.deepEqual(pids.filter(isAlivePid), [], 'and nothing of the tree is left');
 });
 
+test('a tree left frozen by a containment the dead daemon never finished is killed frozen, not continued for a grace period', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const pidfile = join(rig.home, 'pids');
+  // Everything ignores TERM and the kill timeout is long: only the freeze-and-kill path ends it quickly.
+  await rig.ok(['start', TREE, '--name', 'storm', '--kill-timeout', '60s', '--env', 'CHILDREN=0', '--env', 'STUBBORN=3', '--env', 'IGNORE_TERM=1', '--env', `PIDFILE=${pidfile}`]);
+  const pids = await waitFor(() => readPids(pidfile, 4), 'the tree');
+  await waitFor(async () => (await rig.app('storm')).processes === 7 || undefined, 'the whole tree (each stubborn child is sh + sleep)');
+  await rig.ok(['daemon', 'stop']);
+  // What the dead daemon's containment left: every member stopped, the registry saying `stopping`.
+  const members = rig.tagged().map((proc) => proc.pid);
+  for (const pid of members) process.kill(pid, 'SIGSTOP');
+  const registryPath = join(rig.home, 'registry.json');
+  const registry = JSON.parse(readFileSync(registryPath, 'utf8')) as RegistryFile;
+  for (const saved of registry.apps) saved.status = 'stopping';
+  writeFileSync(registryPath, JSON.stringify(registry));
+
+  await rig.ok(['ls']);
+  await waitFor(() => !members.some(isAlivePid), 'the frozen tree to be killed, well within its 60 s kill timeout', 10_000);
+  assert.ok(!pids.some(isAlivePid));
+  const restarted = await waitFor(async () => {
+    const app = await rig.app('storm');
+    return app.status === 'online' && app.pid !== pids[0] ? app : undefined;
+  }, 'the app to be started again (it is meant to run)', 15_000);
+  assert.equal(restarted.restarts, 1);
+  // The new tree ignores TERM for 60 s too: end it by pid rather than make the cleanup wait that long.
+  await rig.ok(['daemon', 'stop']);
+  for (const proc of rig.tagged()) process.kill(proc.pid, 'SIGKILL');
+});
+
 test('a root that rewrote its environment (setproctitle): its children are no orphans, and a new daemon never starts a second copy', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
