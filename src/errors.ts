@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'daemon-unreachable'
   | 'spawn-failed'
   | 'stop-failed'
+  | 'registry-unwritable'
   | 'internal';
 
 export class AgentpmError extends Error {

@@ -25,8 +25,8 @@ import { isAlive, type ProcessTable } from '../proc/table.js';
 import { EMPTY_HISTORY, decideRestart, type RestartHistory } from './backoff.js';
 import { classifyExit } from './forensics.js';
 import type { LimitDecision } from './limits.js';
-import type { PersistedApp, PersistedInstance } from './registry.js';
-import type { ExitStatus } from './spawn.js';
+import type { PersistedApp, PersistedInstance, SpawnIntent } from './registry.js';
+import { newInstanceId, type ExitStatus } from './spawn.js';
 
 export interface Instance extends PersistedInstance {
   /** The exit status, when the root is our child; null for an instance adopted from an earlier daemon. */
@@ -46,7 +46,13 @@ export type AppState =
 /** What an app needs from the daemon around it; the supervisor provides it. */
 export interface AppHost {
   readonly table: ProcessTable;
-  spawn(spec: AppSpec): Promise<Instance>;
+  /** Starts the instance with this id (its processes carry it as their tag). */
+  spawn(spec: AppSpec, instanceId: string): Promise<Instance>;
+  /**
+   * Writes the registry now, or throws (a full disk): what must be on disk before it happens (an
+   * intent to spawn) is never done unrecorded.
+   */
+  persistNow(): void;
   /** Ends every process of the instance (signal, grace, KILL); how many were alive, how many survived. */
   terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }>;
   /** Freezes and kills the whole instance at once (a fork storm). */
@@ -84,6 +90,8 @@ export class App {
   private disposedFlag = false;
   /** See hold(). */
   held: PersistedInstance | null = null;
+  /** The instance being spawned, recorded before the spawn (see SpawnIntent). */
+  spawning: SpawnIntent | null = null;
 
   constructor(
     public spec: AppSpec,
@@ -166,8 +174,9 @@ export class App {
     if (spec) this.spec = spec;
     this.desired = 'running';
     const hadInstance = this.instance !== null;
-    await this.endCurrent('stopped', null);
+    // Cleared before the stop, so a daemon that dies mid-restart leaves no crash-loop delay behind.
     this.history = EMPTY_HISTORY;
+    await this.endCurrent('stopped', null);
     if (hadInstance) this.restarts += 1;
     await this.spawnNow();
   }
@@ -250,6 +259,7 @@ export class App {
    * daemon died while ending it; it is adopted as `stopping`, which the next tick finishes (recoverIfStuck).
    */
   adopt(instance: Instance, ending = false): void {
+    this.spawning = null;
     this.transition({ id: ending ? 'stopping' : 'online', instance });
     this.host.emit('adopt', this, instance.id, null, { pid: instance.pid });
   }
@@ -283,6 +293,18 @@ export class App {
     this.enterBackoff(until);
   }
 
+  /**
+   * The previous daemon's instance ended while no daemon watched it (or while one was ending it): an
+   * exit like any other, restarted through the backoff, so that a daemon restart never resets a crash
+   * loop into an immediate start.
+   */
+  resumeAfterGone(previous: PersistedInstance): void {
+    this.exclusiveInBackground('restarting after the previous daemon', async () => {
+      this.recordExit(previous, null, null, false, 0, null);
+      this.scheduleRestart(previous);
+    });
+  }
+
   /** Starts the app now (a new daemon found it meant to be running but dead). */
   revive(): Promise<void> {
     return this.exclusive(() => this.spawnNow());
@@ -295,6 +317,7 @@ export class App {
       desired: this.desired,
       status: this.status,
       instance: instance ? { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, rootSeenAlive: instance.rootSeenAlive } : null,
+      spawning: this.spawning,
       restarts: this.restarts,
       history: this.history,
       nextStartAt: this.nextStartAt,
@@ -317,11 +340,16 @@ export class App {
 
   private async spawnNow(): Promise<void> {
     this.refuseBesideHeld();
+    this.spawning = { id: newInstanceId(), at: Date.now() };
     this.transition({ id: 'starting' });
     let instance: Instance;
     try {
-      instance = await this.host.spawn(this.spec);
+      // The intent is on disk before the process exists: a daemon killed at any moment from here on
+      // leaves a tree the next daemon can find by its id (and adopt or end) before it starts another.
+      this.host.persistNow();
+      instance = await this.host.spawn(this.spec, this.spawning.id);
     } catch (error) {
+      this.spawning = null;
       const message = (error as Error).message;
       this.pushExit({ code: null, signal: null, reason: 'spawn-failed', limit: null, at: new Date().toISOString(), instance: '', uptimeMs: 0, leftovers: 0 });
       this.host.emit('exit', this, null, 'spawn-failed', { message });
@@ -335,6 +363,7 @@ export class App {
       return;
     }
     this.host.emit('spawn', this, instance.id, null, { pid: instance.pid });
+    this.spawning = null;
     this.transition({ id: 'online', instance });
     instance.exited?.then((status) => this.rootExited(instance.id, status));
   }
@@ -354,7 +383,7 @@ export class App {
     this.recordExit(instance, status, reason, false, Math.max(0, seen - 1), limit);
   }
 
-  private scheduleRestart(previous: Instance | null): void {
+  private scheduleRestart(previous: Pick<PersistedInstance, 'id' | 'startedAt'> | null): void {
     if (this.desired !== 'running' || !this.spec.autorestart) {
       this.desired = 'stopped';
       this.transition({ id: 'stopped' });
@@ -384,7 +413,7 @@ export class App {
     this.transition({ id: 'backoff', until, timer });
   }
 
-  private recordExit(instance: Instance, status: ExitStatus | null, stopReason: ExitReason | null, oomKillRose: boolean, leftovers: number, limit: ExitRecord['limit']): void {
+  private recordExit(instance: Pick<PersistedInstance, 'id' | 'startedAt'>, status: ExitStatus | null, stopReason: ExitReason | null, oomKillRose: boolean, leftovers: number, limit: ExitRecord['limit']): void {
     const { reason, signal } = classifyExit({
       code: status?.code ?? null,
       signal: status?.signal ?? null,

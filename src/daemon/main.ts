@@ -11,7 +11,7 @@ import { VERSION } from '../version.js';
 import { DEFAULT_TICK_MS } from '../config/defaults.js';
 import { EventBus } from './events.js';
 import { acquireDaemonLock } from './lock.js';
-import { loadRegistry } from './registry.js';
+import { loadRegistry, removeStaleTempFiles } from './registry.js';
 import { ControlServer, type ExitMode } from './server.js';
 import { Supervisor } from './supervisor.js';
 
@@ -26,6 +26,8 @@ async function main(): Promise<void> {
   const lock = await acquireDaemonLock(home);
   protectFromOomKiller();
   const table = await createProcessTable();
+  // Left by a daemon killed mid-write; under the lock no other writer is alive.
+  const stale = [...removeStaleTempFiles(paths.registry), ...removeStaleTempFiles(paths.dump)];
   writePidFile(paths.pidFile, table);
   const loaded = loadRegistry(paths.registry);
   if (!loaded.ok) {
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => exit('signal'));
   process.on('SIGHUP', () => undefined);
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
+  if (stale.length > 0) supervisor.log(null, `removed temp files of an interrupted write: ${stale.join(', ')}`);
 }
 
 /**

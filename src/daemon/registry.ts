@@ -3,7 +3,8 @@
  * time + instance id) and restart counters. Written atomically (temp file, fsync, rename) on every
  * change, mode 0600, because it holds the apps' environments. A new daemon reads it to re-adopt.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { ADDED_SPEC_DEFAULTS } from '../config/defaults.js';
 import type { AppSpec, AppStatus, DaemonSettings, ExitRecord } from '../protocol.js';
 import type { RestartHistory } from './backoff.js';
@@ -23,11 +24,24 @@ export interface PersistedInstance {
   rootSeenAlive?: number;
 }
 
+/**
+ * An instance about to be spawned, written before the spawn: a daemon that dies between the spawn and
+ * the next write leaves a tree that only its tags name, and the next daemon finds it by this id (adopts
+ * it, or ends it) before it starts anything.
+ */
+export interface SpawnIntent {
+  id: string;
+  /** ms since the epoch when the spawn was decided */
+  at: number;
+}
+
 export interface PersistedApp {
   spec: AppSpec;
   desired: 'running' | 'stopped';
   status: AppStatus;
   instance: PersistedInstance | null;
+  /** Absent in registries written before intents existed. */
+  spawning?: SpawnIntent | null;
   restarts: number;
   history: RestartHistory;
   /** ms since the epoch when a pending backoff ends */
@@ -74,14 +88,49 @@ export function loadRegistry(path: string): LoadResult {
   }
 }
 
+/**
+ * Temp file, fsync, rename: a reader sees the old registry or the new one, never a mix. A write that
+ * fails (a full disk) removes its partial temp file and throws; the old registry stays as it was.
+ */
 export function saveRegistry(path: string, registry: RegistryFile): void {
+  writeAtomically(path, JSON.stringify(registry, null, 1));
+}
+
+/** The registry's way of writing a private file (also `agentpm save`'s dump). */
+export function writeAtomically(path: string, text: string): void {
   const temp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temp, 'w', 0o600);
   try {
-    writeSync(fd, JSON.stringify(registry, null, 1));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(temp, 'w', 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
   }
-  renameSync(temp, path);
+}
+
+/**
+ * Temp files (of writeAtomically) of writers that died mid-write (kill -9 between open and rename). Only the daemon holding
+ * the home's lock calls this, so no live writer's file is removed.
+ */
+export function removeStaleTempFiles(path: string): string[] {
+  const prefix = `${basename(path)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !/^\d+\.tmp$/.test(name.slice(prefix.length))) continue;
+    rmSync(join(dirname(path), name), { force: true });
+    removed.push(name);
+  }
+  return removed;
 }

@@ -83,8 +83,7 @@ export function instanceEnv(spec: AppSpec, home: string, instanceId: string): Re
   return env;
 }
 
-export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable): Promise<SpawnedInstance> {
-  const id = newInstanceId();
+export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable, id: string): Promise<SpawnedInstance> {
   const { file, args } = commandFor(spec);
   const logs = appLogPaths(home, spec.name);
   const out = openSync(logs.out, 'a', 0o600);

@@ -2,7 +2,7 @@
  * The registry of apps in memory, and everything the apps need from the machine: spawning, ending
  * trees, the monitor tick over the process table, limits, events, and persistence after every change.
  */
-import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
 import { maskEnv } from '../mask.js';
@@ -38,8 +38,8 @@ import type { EventBus } from './events.js';
 import { readOomKillCount } from './forensics.js';
 import { evaluateLimits, FRESH_BREACH_STATE, type BreachState } from './limits.js';
 import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monitor.js';
-import { REGISTRY_VERSION, saveRegistry, upgradeSpec, type PersistedApp, type RegistryFile } from './registry.js';
-import { spawnInstance } from './spawn.js';
+import { REGISTRY_VERSION, saveRegistry, upgradeSpec, writeAtomically, type PersistedInstance, type RegistryFile, type SpawnIntent } from './registry.js';
+import { commandFor, spawnInstance } from './spawn.js';
 import { Watchers } from './watch.js';
 import { Notifier, parseNotifyRate } from './notify.js';
 import { HealthChecks } from './health.js';
@@ -76,6 +76,8 @@ export class Supervisor implements AppHost {
   private readonly sweeper: OrphanSweeper;
   private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null };
   private persistEnabled = false;
+  /** Why the last write of the registry failed; null once one succeeds. */
+  private persistFailure: AgentpmError | null = null;
   private readonly watchers: Watchers;
   private readonly notifier: Notifier;
   private readonly health: HealthChecks;
@@ -111,13 +113,22 @@ export class Supervisor implements AppHost {
 
   // ---- lifecycle of the supervisor itself ----
 
-  /** Rebuilds the apps from the registry: adopts live instances, revives dead ones that should run. */
+  /**
+   * Rebuilds the apps from the registry: adopts live instances (registered, or only intended: see
+   * SpawnIntent), ends what is left of dead ones and every other tree of this home that is not live,
+   * and only then starts what should run. Exactly one tree per app, whenever the last daemon died.
+   */
   async restore(registry: RegistryFile): Promise<void> {
     this.settings = { ...this.settings, ...registry.settings };
     const revive: App[] = [];
+    const resume: { app: App; previous: PersistedInstance }[] = [];
     const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
+    const snapshot = this.table.scan();
     for (const saved of registry.apps) {
-      if (!sameBoot) saved.instance = null;
+      if (!sameBoot) {
+        saved.instance = null;
+        saved.spawning = null;
+      }
       const app = new App(saved.spec, this);
       app.desired = saved.desired;
       app.restarts = saved.restarts;
@@ -136,23 +147,56 @@ export class Supervisor implements AppHost {
         app.hold(saved.instance);
         continue;
       }
+      const intended = saved.spawning ? this.findIntendedRoot(snapshot, app.spec, saved.spawning) : null;
       if (saved.instance && identity === 'ours') {
         // A tree the previous daemon was in the middle of ending (a stop, a restart, freezing a fork
         // storm) is adopted as `stopping`: the first tick finishes the job, rather than the tree running
         // on, perhaps frozen, as if online.
         const ending = saved.desired === 'stopped' || saved.status === 'stopping';
         app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.ticksNowOr(saved.instance.startTime) }, ending);
+        // Cannot happen (a spawn waits for the old tree to be gone), but if it did: one tree per app.
+        if (saved.spawning) await this.killLeftovers(app, { id: saved.spawning.id, pid: intended?.pid ?? 0, startTime: intended?.startTime ?? 0, startedAt: saved.spawning.at }, true);
         continue;
       }
       if (saved.instance) await this.killLeftovers(app, saved.instance);
+      if (intended && saved.spawning) {
+        // The previous daemon died between the spawn and recording it: the tree its tags name is adopted.
+        const instance: Instance = { id: saved.spawning.id, pid: intended.pid, startTime: intended.startTime, startedAt: this.table.startedAtMs(intended), exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.ticksNowOr(intended.startTime) };
+        this.log(app, `adopted instance ${instance.id} (pid ${instance.pid}), spawned by the previous daemon just before it died`);
+        app.adopt(instance, saved.desired === 'stopped');
+        continue;
+      }
       if (saved.status === 'errored') app.state = { id: 'errored' };
-      else if (saved.desired === 'running' && saved.nextStartAt && saved.nextStartAt > Date.now()) app.resumeBackoff(saved.nextStartAt);
-      else if (saved.desired === 'running') revive.push(app);
+      else if (saved.desired !== 'running') continue;
+      else if (saved.nextStartAt && saved.nextStartAt > Date.now()) app.resumeBackoff(saved.nextStartAt);
+      else if (saved.instance) resume.push({ app, previous: saved.instance });
+      else revive.push(app);
     }
     this.persistEnabled = true;
+    // Before anything starts: what is left of instances that are not live now (an intended spawn whose
+    // root already died, a tree the registry never recorded) is ended like any orphan.
+    await this.sweeper.sweepNow();
     this.persist();
+    for (const { app, previous } of resume) app.resumeAfterGone(previous);
     const finished = await Promise.allSettled(revive.map((app) => app.revive()));
     for (const outcome of finished) if (outcome.status === 'rejected') this.log(null, `after re-adoption: ${(outcome.reason as Error).message}`);
+  }
+
+  /**
+   * The root of an intended instance, if the spawn happened: the first process carrying the instance's
+   * tag, leading its own session (the root is spawned with setsid) and running the app's command.
+   */
+  private findIntendedRoot(snapshot: ProcSnapshot, spec: AppSpec, intent: SpawnIntent): ProcInfo | null {
+    const { file, args } = commandFor(spec);
+    let root: ProcInfo | null = null;
+    for (const proc of snapshot.byPid.values()) {
+      if (!isAlive(proc) || proc.sid !== proc.pid) continue;
+      const tags = this.table.tags(proc, true);
+      if (tags?.instance !== intent.id || tags.home !== this.paths.home || tags.app !== spec.name) continue;
+      if (root === null || proc.startTime < root.startTime) root = proc;
+    }
+    if (root && this.table.cmdline(root, true) !== [file, ...args].join(' ')) return null;
+    return root;
   }
 
   startTicking(): void {
@@ -175,7 +219,11 @@ export class Supervisor implements AppHost {
 
   // ---- requests ----
 
-  async start(specs: AppSpec[], ifRunning: IfRunning): Promise<StartResult> {
+  start(specs: AppSpec[], ifRunning: IfRunning): Promise<StartResult> {
+    return this.saved(this.startApps(specs, ifRunning));
+  }
+
+  private async startApps(specs: AppSpec[], ifRunning: IfRunning): Promise<StartResult> {
     const names = specs.map((spec) => spec.name);
     const duplicate = names.find((name, index) => names.indexOf(name) !== index);
     if (duplicate) throw new AgentpmError('invalid-argument', `app name ${duplicate} appears twice in one start; names must be unique`);
@@ -187,7 +235,40 @@ export class Supervisor implements AppHost {
       }
     }
     const result: StartResult = { apps: names, started: [], restarted: [], unchanged: [] };
+    // Every new app is on disk, meant to run, before the first spawn: a daemon that dies half-way
+    // through a 20-app config leaves none of them lost (the next daemon starts what did not start yet).
+    const added = specs.filter((spec) => !this.apps.has(spec.name)).map((spec) => new App(spec, this));
+    for (const app of added) {
+      app.desired = 'running';
+      this.apps.set(app.name, app);
+    }
+    if (added.length > 0) {
+      try {
+        this.persistNow();
+      } catch (error) {
+        for (const app of added) this.apps.delete(app.name);
+        throw error;
+      }
+    }
     for (const spec of specs) {
+      const fresh = added.find((app) => app.name === spec.name);
+      if (fresh) {
+        try {
+          await fresh.start();
+        } catch (error) {
+          // A start that failed outright registers nothing, nor do the new apps after it (as if the
+          // start had stopped there); what was queued behind them is refused.
+          for (const app of added.slice(added.indexOf(fresh))) {
+            if (app !== fresh && app.status !== 'stopped') continue;
+            app.dispose();
+            if (this.apps.get(app.name) === app) this.apps.delete(app.name);
+          }
+          this.persist();
+          throw error;
+        }
+        result.started.push(spec.name);
+        continue;
+      }
       const existing = this.apps.get(spec.name);
       if (existing?.active) {
         if (ifRunning === 'apply' && sameDefinition(existing.spec, spec)) {
@@ -200,19 +281,6 @@ export class Supervisor implements AppHost {
       } else if (existing) {
         await existing.start(spec);
         result.started.push(spec.name);
-      } else {
-        const app = new App(spec, this);
-        this.apps.set(spec.name, app);
-        try {
-          await app.start();
-        } catch (error) {
-          // A start that failed outright registers nothing; what was queued behind it is refused.
-          app.dispose();
-          if (this.apps.get(spec.name) === app) this.apps.delete(spec.name);
-          this.persist();
-          throw error;
-        }
-        result.started.push(spec.name);
       }
     }
     await this.watchers.ready(names); // once start answers, a change to a watched file is seen
@@ -222,14 +290,16 @@ export class Supervisor implements AppHost {
   /** `agentpm save`: a snapshot of the app list (definitions and whether each should run). */
   save(): SaveResult {
     const apps = [...this.apps.values()].map((app) => ({ spec: app.spec, desired: app.active ? 'running' : app.desired }));
-    const temp = `${this.paths.dump}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), apps }, null, 1), { mode: 0o600 });
-    renameSync(temp, this.paths.dump);
+    writeAtomically(this.paths.dump, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), apps }, null, 1));
     return { file: this.paths.dump, apps: apps.map((app) => app.spec.name) };
   }
 
   /** `agentpm resurrect`: starts the saved apps that should run, never a second tree of a running one. */
-  async resurrect(): Promise<ResurrectResult> {
+  resurrect(): Promise<ResurrectResult> {
+    return this.saved(this.resurrectSaved());
+  }
+
+  private async resurrectSaved(): Promise<ResurrectResult> {
     let saved: { apps: { spec: AppSpec; desired: string }[] };
     try {
       saved = JSON.parse(readFileSync(this.paths.dump, 'utf8')) as typeof saved;
@@ -248,25 +318,32 @@ export class Supervisor implements AppHost {
         result.skipped.push(parsed.name);
         continue;
       }
-      await this.start([parsed], 'refuse');
+      await this.startApps([parsed], 'refuse');
       result.started.push(parsed.name);
     }
     return result;
   }
 
-  async stop(target: Target): Promise<string[]> {
+  stop(target: Target): Promise<string[]> {
     const apps = this.resolve(target);
-    await Promise.all(apps.map((app) => app.stop()));
-    return apps.map((app) => app.name);
+    return this.saved(Promise.all(apps.map((app) => app.stop())).then(() => apps.map((app) => app.name)));
   }
 
-  async restart(target: Target): Promise<string[]> {
+  restart(target: Target): Promise<string[]> {
     const apps = this.resolve(target);
-    for (const app of apps) await app.restart();
-    return apps.map((app) => app.name);
+    return this.saved(
+      (async () => {
+        for (const app of apps) await app.restart();
+        return apps.map((app) => app.name);
+      })(),
+    );
   }
 
-  async delete(target: Target): Promise<string[]> {
+  delete(target: Target): Promise<string[]> {
+    return this.saved(this.deleteApps(target));
+  }
+
+  private async deleteApps(target: Target): Promise<string[]> {
     const apps = this.resolve(target);
     const outcomes = await Promise.allSettled(apps.map((app) => app.remove()));
     for (const app of apps) {
@@ -336,7 +413,7 @@ export class Supervisor implements AppHost {
 
   updateSettings(update: Partial<DaemonSettings>): DaemonSettings {
     this.settings = { ...this.settings, ...update };
-    this.persist();
+    this.persistNow();
     if (this.ticker) this.sweeper.every(this.settings.reapIntervalMs);
     return this.settings;
   }
@@ -354,8 +431,8 @@ export class Supervisor implements AppHost {
 
   // ---- AppHost ----
 
-  async spawn(spec: AppSpec): Promise<Instance> {
-    const spawned = await spawnInstance(spec, this.paths.home, this.table);
+  async spawn(spec: AppSpec, instanceId: string): Promise<Instance> {
+    const spawned = await spawnInstance(spec, this.paths.home, this.table, instanceId);
     const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: spawned.startTime };
     // The exit is reported right after the root was reaped: until then its pid was not free for reuse,
     // so its session is ours up to now.
@@ -493,8 +570,9 @@ export class Supervisor implements AppHost {
     return tags?.instance === id && tags.home === this.paths.home ? 'ours' : 'unproven';
   }
 
-  private async killLeftovers(app: App, instance: PersistedApp['instance'] & object): Promise<void> {
-    const ref: Instance = { ...instance, exited: null, followDetached: app.spec.reap };
+  /** `unregistered`: a tree only an intent names: all of it goes, whatever the app's `reap` setting. */
+  private async killLeftovers(app: App, instance: PersistedInstance, unregistered = false): Promise<void> {
+    const ref: Instance = { ...instance, exited: null, followDetached: unregistered || app.spec.reap };
     const { seen } = await this.terminate(ref, app.spec.stopSignal as NodeJS.Signals, app.spec.killTimeoutMs);
     if (seen > 0) this.emit('leftovers-killed', app, instance.id, 'daemon-down', { count: seen });
   }
@@ -510,6 +588,7 @@ export class Supervisor implements AppHost {
   }
 
   private tick(): void {
+    if (this.persistFailure) this.persist();
     this.oomKillSamples = [...this.oomKillSamples, readOomKillCount()].slice(-2);
     try {
       const started = performance.now();
@@ -611,7 +690,17 @@ export class Supervisor implements AppHost {
     };
   }
 
+  /** Writes the registry; a failure is remembered (and retried every tick) for the request to report. */
   private persist(): void {
+    if (!this.persistEnabled) return;
+    try {
+      this.persistNow();
+    } catch {
+      // remembered in persistFailure
+    }
+  }
+
+  persistNow(): void {
     if (!this.persistEnabled) return;
     try {
       saveRegistry(this.paths.registry, {
@@ -620,10 +709,41 @@ export class Supervisor implements AppHost {
         apps: [...this.apps.values()].map((app) => app.toPersisted()),
         settings: this.settings,
       });
+      if (this.persistFailure) this.log(null, 'the registry is written again');
+      this.persistFailure = null;
     } catch (error) {
-      this.log(null, `cannot write the registry: ${(error as Error).message}`);
+      const first = this.persistFailure === null;
+      this.persistFailure = registryUnwritable(this.paths.registry, error);
+      if (first) {
+        this.log(null, this.persistFailure.message);
+        this.events.emit('daemon', null, null, 'registry-unwritable', { message: this.persistFailure.message });
+      }
+      throw this.persistFailure;
     }
   }
+
+  /**
+   * A request whose changes could not be written fails, even though the daemon acted on them: the
+   * caller must know that a daemon restart now would go back to the last registry on disk.
+   */
+  private async saved<T>(operation: Promise<T>): Promise<T> {
+    const result = await operation;
+    if (this.persistFailure) throw this.persistFailure;
+    return result;
+  }
+}
+
+function registryUnwritable(path: string, error: unknown): AgentpmError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? `the disk holding it is full (${code}); free space there (df -h ${path})`
+      : `${(error as Error).message}; check that the directory is writable`;
+  return new AgentpmError(
+    'registry-unwritable',
+    `cannot write ${path}: ${why}. Nothing new is started until it can be written (a spawn it could not record could run twice); ` +
+      `the daemon retries on every tick, and what it did meanwhile is saved then.`,
+  );
 }
 
 function instanceRef(instance: Instance): InstanceRef {

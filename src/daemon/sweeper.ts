@@ -59,6 +59,11 @@ export class OrphanSweeper {
     }, delayMs);
   }
 
+  /** A sweep now, in turn with the others (a new daemon's, before it starts anything). */
+  sweepNow(): Promise<void> {
+    return this.inTurn(() => this.sweep());
+  }
+
   /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
   reapNow(options: ReapOptions): Promise<ReapResult> {
     return this.inTurn(() => reap(this.context(), options));

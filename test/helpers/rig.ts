@@ -44,8 +44,9 @@ export class Rig {
 
   private constructor(readonly home: string, readonly env: NodeJS.ProcessEnv) {}
 
-  static async create(extraEnv: Record<string, string> = {}): Promise<Rig> {
-    const home = mkdtempSync(join(tmpdir(), TEST_HOME_PREFIX));
+  /** `home`: a directory of the test's own (e.g. on a small filesystem it mounted); by default a fresh temp dir. */
+  static async create(extraEnv: Record<string, string> = {}, options: { home?: string } = {}): Promise<Rig> {
+    const home = options.home ?? mkdtempSync(join(tmpdir(), TEST_HOME_PREFIX));
     const env: NodeJS.ProcessEnv = { ...process.env, AGENTPM_HOME: home, AGENTPM_TICK_MS: '200', NO_COLOR: '1', ...extraEnv };
     delete env['AGENTPM_APP'];
     delete env['AGENTPM_INSTANCE'];
