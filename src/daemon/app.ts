@@ -353,7 +353,10 @@ export class App {
       const message = (error as Error).message;
       this.pushExit({ code: null, signal: null, reason: 'spawn-failed', limit: null, at: new Date().toISOString(), instance: '', uptimeMs: 0, leftovers: 0 });
       this.host.emit('exit', this, null, 'spawn-failed', { message });
-      if (this.history.consecutive === 0 && this.desired === 'running') {
+      // A registry that cannot be written (a full disk) is no fault of the app's: tried again through
+      // the backoff, so it starts by itself once there is room. The request still fails (see saved()).
+      const unrecorded = error instanceof AgentpmError && error.code === 'registry-unwritable';
+      if (!unrecorded && this.history.consecutive === 0 && this.desired === 'running') {
         // A start that fails outright is the user's to fix: report it instead of looping on it.
         this.desired = 'stopped';
         this.transition({ id: 'errored' });
