@@ -143,10 +143,14 @@ async function killDuring(iterations: number, seed: number, operation: 'start' |
       await sampler.stop();
       if (sampler.violations.length > 0) problems.push(`round ${round} (killed after ${killedAfter} ms): two live trees of ${[...new Set(sampler.violations)].join('; ')}`);
       if (sampler.samples < 5) problems.push(`round ${round}: only ${sampler.samples} samples of /proc were taken`);
+    } catch (error) {
+      problems.push(`round ${round}: ${(error as Error).message}`);
     } finally {
       await sampler.stop();
-      await rig.dispose();
+      // A leftover found here is a failure too, reported beside (not instead of) the round's own.
+      await rig.dispose().catch((error: unknown) => problems.push(`round ${round}: ${(error as Error).message}`));
     }
+    if (problems.length > 0) break;
   }
   assert.deepEqual(problems, [], `seed ${seed}`);
 }
