@@ -289,6 +289,9 @@ test('a full disk: a restart that cannot be recorded fails with a message naming
     assert.notEqual(restart.code, 0, 'a restart that cannot be recorded is an error');
     assert.match(restart.stderr, /registry\.json.*full \(ENOSPC\).*free space/s);
     assert.ok(liveInstances(rig).get('d1') === undefined || liveInstances(rig).get('d1')?.size === 1);
+    const save = await rig.cli(['save']);
+    assert.notEqual(save.code, 0);
+    assert.match(save.stderr, /dump\.json.*full \(ENOSPC\)/s);
 
     process.kill(rig.daemonPid() as number, 'SIGKILL');
     await waitFor(() => rig.daemonPid() === undefined, 'the daemon to die');

@@ -3,6 +3,7 @@
  * trees, the monitor tick over the process table, limits, events, and persistence after every change.
  */
 import { appendFileSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
 import { maskEnv } from '../mask.js';
@@ -290,7 +291,11 @@ export class Supervisor implements AppHost {
   /** `agentpm save`: a snapshot of the app list (definitions and whether each should run). */
   save(): SaveResult {
     const apps = [...this.apps.values()].map((app) => ({ spec: app.spec, desired: app.active ? 'running' : app.desired }));
-    writeAtomically(this.paths.dump, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), apps }, null, 1));
+    try {
+      writeAtomically(this.paths.dump, JSON.stringify({ version: 1, savedAt: new Date().toISOString(), apps }, null, 1));
+    } catch (error) {
+      throw unwritable(this.paths.dump, error, 'The previous dump, if any, is unchanged.');
+    }
     return { file: this.paths.dump, apps: apps.map((app) => app.spec.name) };
   }
 
@@ -713,7 +718,11 @@ export class Supervisor implements AppHost {
       this.persistFailure = null;
     } catch (error) {
       const first = this.persistFailure === null;
-      this.persistFailure = registryUnwritable(this.paths.registry, error);
+      this.persistFailure = unwritable(
+        this.paths.registry,
+        error,
+        'Nothing new is started until it can be written (a spawn it could not record could run twice); the daemon retries on every tick, and what it did meanwhile is saved then.',
+      );
       if (first) {
         this.log(null, this.persistFailure.message);
         this.events.emit('daemon', null, null, 'registry-unwritable', { message: this.persistFailure.message });
@@ -733,17 +742,13 @@ export class Supervisor implements AppHost {
   }
 }
 
-function registryUnwritable(path: string, error: unknown): AgentpmError {
+function unwritable(path: string, error: unknown, consequence: string): AgentpmError {
   const code = (error as NodeJS.ErrnoException).code;
   const why =
     code === 'ENOSPC' || code === 'EDQUOT'
-      ? `the disk holding it is full (${code}); free space there (df -h ${path})`
+      ? `the disk holding it is full (${code}); free space there (df -h ${dirname(path)})`
       : `${(error as Error).message}; check that the directory is writable`;
-  return new AgentpmError(
-    'registry-unwritable',
-    `cannot write ${path}: ${why}. Nothing new is started until it can be written (a spawn it could not record could run twice); ` +
-      `the daemon retries on every tick, and what it did meanwhile is saved then.`,
-  );
+  return new AgentpmError('registry-unwritable', `cannot write ${path}: ${why}. ${consequence}`);
 }
 
 function instanceRef(instance: Instance): InstanceRef {
