@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const table = await createProcessTable();
   // Left by a daemon killed mid-write; under the lock no other writer is alive.
   const stale = [...removeStaleTempFiles(paths.registry), ...removeStaleTempFiles(paths.dump)];
-  writePidFile(paths.pidFile, table);
+  const pidFileProblem = writePidFile(paths.pidFile, table);
   const loaded = loadRegistry(paths.registry);
   if (!loaded.ok) {
     throw new AgentpmError(
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => exit('signal'));
   process.on('SIGHUP', () => undefined);
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
+  if (pidFileProblem) supervisor.log(null, pidFileProblem);
   if (stale.length > 0) supervisor.log(null, `removed temp files of an interrupted write: ${stale.join(', ')}`);
 }
 
@@ -87,8 +88,14 @@ function protectFromOomKiller(): void {
 }
 
 /** Lets a CLI of another protocol version find and replace this daemon (see `agentpm daemon restart`). */
-function writePidFile(path: string, table: ProcessTable): void {
-  writeFileSync(path, JSON.stringify({ pid: process.pid, startTime: table.read(process.pid)?.startTime ?? null }), { mode: 0o600 });
+/** Best effort: a daemon on a full disk must still start and adopt its apps. Returns why it failed. */
+function writePidFile(path: string, table: ProcessTable): string | null {
+  try {
+    writeFileSync(path, JSON.stringify({ pid: process.pid, startTime: table.read(process.pid)?.startTime ?? null }), { mode: 0o600 });
+    return null;
+  } catch (error) {
+    return `cannot write ${path} (${(error as Error).message}); a CLI of another protocol version will not find this daemon`;
+  }
 }
 
 main().catch((error: unknown) => {
