@@ -2,10 +2,13 @@
  * AGENTPM_HOME and the files in it. The home holds the socket, the registry (which includes the apps'
  * environments) and the logs, so it must be private to its user.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, type Stats } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { AgentpmError } from './errors.js';
+import { trustedRealPath, type TrustOptions } from './path-trust.js';
+
+const HOME_TRUST: TrustOptions = { what: "agentpm's socket and your apps' environments" };
 
 export interface HomePaths {
   home: string;
@@ -20,9 +23,15 @@ export interface HomePaths {
   pidFile: string;
 }
 
+/**
+ * The home's real path, checked (see path-trust.ts): no component on the way may be another user's, and
+ * a symlink on the way is followed once, here, so that the daemon's lock, its socket and the tags on
+ * every app's processes all name the one real directory however the home was reached. Throws
+ * `home-unsafe` with the fix. A home that does not exist yet is returned as it will be created.
+ */
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
   const configured = env['AGENTPM_HOME'];
-  return resolve(configured && configured !== '' ? configured : join(homedir(), '.agentpm'));
+  return trustedRealPath(configured && configured !== '' ? configured : join(homedir(), '.agentpm'), HOME_TRUST);
 }
 
 export function homePaths(home: string): HomePaths {
@@ -43,26 +52,46 @@ export function appLogPaths(home: string, app: string): { out: string; err: stri
   return { out: join(dir, `${app}.out.log`), err: join(dir, `${app}.err.log`) };
 }
 
-/** Creates the home (0700) if needed and refuses one that another user could tamper with. */
+/**
+ * Creates the home (0700) if needed and refuses one that another user could tamper with, then the same
+ * for logs/ (which a daemon of root's appends app output to). Returns the paths under the real home.
+ */
 export function ensurePrivateHome(home: string): HomePaths {
-  const paths = homePaths(home);
   mkdirSync(home, { recursive: true, mode: 0o700 });
-  const info = statSync(home);
-  const uid = process.getuid?.();
-  if (uid !== undefined && info.uid !== uid) {
-    throw new AgentpmError(
-      'home-unsafe',
-      `${home} is owned by uid ${info.uid}, not by you (uid ${uid}); agentpm keeps its socket and app environments there. ` +
-        `Use a home of your own (set AGENTPM_HOME) or fix the owner (chown).`,
-    );
-  }
-  if ((info.mode & 0o022) !== 0) {
-    throw new AgentpmError(
-      'home-unsafe',
-      `${home} is writable by group or others (mode ${(info.mode & 0o777).toString(8)}); another user could take over the socket. ` +
-        `Run: chmod 700 ${home}`,
-    );
-  }
+  // Checked after mkdir: a missing component could have been created by someone else in between.
+  const paths = homePaths(trustedRealPath(home, HOME_TRUST));
   mkdirSync(paths.logs, { recursive: true, mode: 0o700 });
+  trustedRealPath(paths.logs, { what: "your apps' log files, which the daemon appends their output to" });
   return paths;
+}
+
+/**
+ * What the CLI checks before it connects, since it sends the caller's environment to whatever listens:
+ * the home as resolveHome does, and the socket, which must be a socket of the caller's own (a symlink,
+ * or a socket another user made while the home was open to them, would receive it). A missing
+ * socket passes: no daemon runs, and one is started or reported.
+ */
+export function checkBeforeConnect(paths: HomePaths): void {
+  trustedRealPath(paths.home, HOME_TRUST);
+  let info: Stats;
+  try {
+    info = lstatSync(paths.socket);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AgentpmError('home-unsafe', `cannot check ${paths.socket}: ${(error as Error).message}; nothing was sent to it`);
+  }
+  const uid = process.getuid?.();
+  const problem = info.isSymbolicLink()
+    ? 'is a symbolic link, not the socket of an agentpm daemon'
+    : !info.isSocket()
+      ? 'is not a socket'
+      : uid !== undefined && info.uid !== uid
+        ? `is a socket owned by uid ${info.uid}, not by you (uid ${uid}): not your agentpm daemon`
+        : null;
+  if (problem === null) return;
+  throw new AgentpmError(
+    'home-unsafe',
+    `${paths.socket} ${problem}. Nothing was sent to it (agentpm sends your environment to its daemon). ` +
+      `Find out how it got there, remove it (rm ${paths.socket}), and run the command again.`,
+  );
 }

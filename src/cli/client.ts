@@ -4,13 +4,14 @@
  * version. When the connection closes, every pending request is rejected with the reason: nothing hangs.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentpmError, type ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
-import { ensurePrivateHome, type HomePaths } from '../home.js';
+import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.js';
+import { openOwnedFile } from '../safe-files.js';
 import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
 
@@ -50,6 +51,7 @@ export class DaemonClient {
 
   /** Connects to a running daemon; with `autostart`, starts one first if none answers. */
   static async connect(paths: HomePaths, options: { autostart: boolean }): Promise<DaemonClient> {
+    checkBeforeConnect(paths);
     let socket = await tryConnect(paths.socket);
     if (!socket && options.autostart) socket = await startDaemon(paths);
     if (!socket) {
@@ -120,7 +122,7 @@ function tryConnect(path: string): Promise<Socket | null> {
  */
 async function startDaemon(paths: HomePaths): Promise<Socket> {
   ensurePrivateHome(paths.home);
-  const log = openSync(paths.daemonLog, 'a', 0o600);
+  const log = openOwnedFile(paths.daemonLog, 'append');
   const env: NodeJS.ProcessEnv = { ...process.env, AGENTPM_HOME: paths.home };
   // A CLI run from inside an app must not start a daemon tagged as part of that app's tree.
   delete env['AGENTPM_APP'];
@@ -135,6 +137,7 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
   child.unref();
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   while (Date.now() < deadline) {
+    checkBeforeConnect(paths);
     const socket = await tryConnect(paths.socket);
     if (socket) return socket;
     if (exitCode !== null && exitCode !== 3) {

@@ -5,11 +5,11 @@
  * socket, so it is found through its pid file and sent SIGTERM, which means the same: exit, leave the
  * apps running.
  */
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentpmError } from '../errors.js';
 import type { HomePaths } from '../home.js';
 import type { DaemonStatus } from '../protocol.js';
+import { readOwnedFile } from '../safe-files.js';
 import { DaemonClient } from './client.js';
 
 /** Waits (bounded) until a pid is gone. Signal 0 sends nothing: it only asks whether the pid exists. */
@@ -66,7 +66,7 @@ export async function stopDaemon(paths: HomePaths): Promise<number | null> {
 async function stopByPidFile(paths: HomePaths): Promise<number> {
   let recorded: { pid: number; startTime: number | null };
   try {
-    recorded = JSON.parse(readFileSync(paths.pidFile, 'utf8')) as typeof recorded;
+    recorded = JSON.parse(readOwnedFile(paths.pidFile).toString('utf8')) as typeof recorded;
   } catch {
     throw new AgentpmError('daemon-unreachable', `the daemon speaks another protocol and ${paths.pidFile} is unreadable; stop it by hand (kill <pid>, apps keep running)`);
   }

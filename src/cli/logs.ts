@@ -2,10 +2,11 @@
  * `agentpm logs`: read straight from the app's log files, which the apps write themselves. Following
  * polls the files' size, so it also survives truncation.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, readSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentpmError } from '../errors.js';
 import { appLogPaths } from '../home.js';
+import { openOwnedFile } from '../safe-files.js';
 
 type Stream = 'out' | 'err';
 
@@ -64,7 +65,8 @@ export function tail(path: string, count: number): { text: string[]; end: number
 }
 
 function readRange(path: string, from: number, to: number): string {
-  const fd = openSync(path, 'r');
+  // Not a symlink, FIFO or someone else's file planted in logs/ (see safe-files.ts).
+  const fd = openOwnedFile(path, 'read');
   try {
     const buffer = Buffer.alloc(to - from);
     const read = readSync(fd, buffer, 0, buffer.length, from);

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { homePaths, resolveHome } from '../home.js';
+import { homePaths, resolveHome, type HomePaths } from '../home.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { AgentEvent, RequestBody, ResultMap, Target } from '../protocol.js';
 import { VERSION } from '../version.js';
@@ -16,10 +16,18 @@ import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
 
-const paths = homePaths(resolveHome());
+let resolvedPaths: HomePaths | undefined;
+/**
+ * Resolved (and checked) on first use rather than at load, so that `--help` works under any
+ * AGENTPM_HOME and a refused home is reported like every other error.
+ */
+function paths(): HomePaths {
+  resolvedPaths ??= homePaths(resolveHome());
+  return resolvedPaths;
+}
 
 async function withDaemon<T>(autostart: boolean, use: (client: DaemonClient) => Promise<T>): Promise<T> {
-  const client = await DaemonClient.connect(paths, { autostart });
+  const client = await DaemonClient.connect(paths(), { autostart });
   try {
     return await use(client);
   } finally {
@@ -281,7 +289,7 @@ program
     const lines = Number(options.lines);
     if (!Number.isInteger(lines) || lines < 0) throw new AgentpmError('invalid-argument', `--lines expects a whole number, got '${options.lines}'`);
     const streams = options.err ? (['err'] as const) : options.out ? (['out'] as const) : (['out', 'err'] as const);
-    await showLogs(paths.home, name, { lines, follow: options.follow === true, streams: [...streams] });
+    await showLogs(paths().home, name, { lines, follow: options.follow === true, streams: [...streams] });
   });
 
 program
@@ -295,7 +303,7 @@ program
     const limit = Number(options.lines);
     if (!Number.isInteger(limit) || limit < 1) throw new AgentpmError('invalid-argument', `--lines expects a whole number >= 1, got '${options.lines}'`);
     const show = (event: AgentEvent): void => print(options.json ? JSON.stringify(event) : describeEvent(event));
-    const client = await DaemonClient.connect(paths, { autostart: true });
+    const client = await DaemonClient.connect(paths(), { autostart: true });
     try {
       const app = options.app ?? null;
       if (options.follow) {
@@ -352,7 +360,7 @@ Examples:
   )
   .action(async (options: { dryRun?: boolean; json?: boolean; app?: string; unmanaged?: boolean; match?: string; olderThan?: string; allHomes?: boolean; pid?: string[]; grace?: string }) => {
     const { runReap } = await import('./reap.js');
-    process.exitCode = await runReap(paths, options);
+    process.exitCode = await runReap(paths(), options);
   });
 
 program
@@ -361,7 +369,7 @@ program
   .action(async () => {
     // Loaded here so that no other command pays for blessed.
     const { runMonit } = await import('../tui/monit.js');
-    await runMonit(paths);
+    await runMonit(paths());
   });
 
 const notify = program.command('notify').description('alert hooks: commands and webhooks run on crashes, OOM kills, limit restarts, give-ups...');
@@ -405,7 +413,7 @@ program
   .action(async (system: string, options: { user?: boolean; install?: boolean; tasksMax?: string; memoryMax?: string }) => {
     if (system !== 'systemd') throw new AgentpmError('invalid-argument', `unknown init system '${system}'; supported: systemd`);
     const { systemdUnit, installUnit } = await import('./startup.js');
-    const unit = systemdUnit({ home: paths.home, user: options.user === true, tasksMax: options.tasksMax ?? null, memoryMax: options.memoryMax ?? null });
+    const unit = systemdUnit({ home: paths().home, user: options.user === true, tasksMax: options.tasksMax ?? null, memoryMax: options.memoryMax ?? null });
     if (!options.install) return print(unit);
     print(installUnit(unit, options.user === true));
   });
@@ -414,7 +422,7 @@ program
   .command('kill')
   .description('stop every app, then the daemon')
   .action(async () => {
-    const client = await connectIfRunning(paths);
+    const client = await connectIfRunning(paths());
     if (!client) return print('no daemon running');
     try {
       const { pid } = await client.request({ type: 'status' });
@@ -446,20 +454,20 @@ daemon
   .description('start the daemon if it is not running')
   .action(async () => {
     const status = await withDaemon(true, (client) => client.request({ type: 'status' }));
-    print(`daemon running (pid ${status.pid}, ${paths.home})`);
+    print(`daemon running (pid ${status.pid}, ${paths().home})`);
   });
 daemon
   .command('stop')
   .description('stop the daemon, leaving every app running for the next daemon to adopt')
   .action(async () => {
-    const pid = await stopDaemon(paths);
+    const pid = await stopDaemon(paths());
     print(pid === null ? 'no daemon running' : `daemon ${pid} stopped; apps keep running`);
   });
 daemon
   .command('restart')
   .description('replace the daemon (e.g. after upgrading agentpm) while every app keeps running; the new one adopts them')
   .action(async () => {
-    const before = await stopDaemon(paths);
+    const before = await stopDaemon(paths());
     const status = await withDaemon(true, (client) => client.request({ type: 'status' }));
     const apps = (await call({ type: 'ls' })).filter((app) => app.status === 'online').length;
     print(`${before === null ? 'no daemon was running; started' : `daemon ${before} replaced by`} pid ${status.pid} (agentpm ${status.version}); ${apps} app(s) online`);
@@ -469,10 +477,10 @@ daemon
   .description("the daemon's pid, version, uptime and home (exit 1 if not running)")
   .option('--json', 'machine-readable output')
   .action(async (options: { json?: boolean }) => {
-    const client = await connectIfRunning(paths);
+    const client = await connectIfRunning(paths());
     if (!client) {
-      if (options.json) printJson({ running: false, home: paths.home });
-      else print(`no daemon running for ${paths.home}`);
+      if (options.json) printJson({ running: false, home: paths().home });
+      else print(`no daemon running for ${paths().home}`);
       process.exitCode = 1;
       return;
     }

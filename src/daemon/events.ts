@@ -3,8 +3,9 @@
  * remembered (a ring of recent events for `agentpm events`) and pushed to subscribers (the CLI's
  * --follow, the TUI, alerting).
  */
-import { appendFileSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { renameSync, statSync } from 'node:fs';
 import type { AgentEvent, EventType } from '../protocol.js';
+import { appendOwnedFile, readOwnedFile } from '../safe-files.js';
 
 export type Subscriber = (event: AgentEvent) => void;
 
@@ -63,7 +64,7 @@ export class EventBus {
         renameSync(this.options.file, `${this.options.file}.1`);
         this.fileBytes = 0;
       }
-      appendFileSync(this.options.file, line, { mode: 0o600 });
+      appendOwnedFile(this.options.file, line);
       this.fileBytes += bytes;
     } catch {
       // the on-disk log is best effort: a full disk must not stop supervision
@@ -86,7 +87,7 @@ function sizeOf(file: string): number {
 function readRecent(file: string, limit: number): AgentEvent[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readOwnedFile(file).toString('utf8');
   } catch {
     return [];
   }

@@ -7,6 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
 import { createProcessTable, type ProcessTable } from '../proc/table.js';
+import { writeOwnedFileAtomic } from '../safe-files.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_TICK_MS } from '../config/defaults.js';
 import { EventBus } from './events.js';
@@ -21,9 +22,8 @@ const SOCKET_CHECK_MS = 2000;
 const DAEMON_OOM_SCORE_ADJ = -900;
 
 async function main(): Promise<void> {
-  const home = resolveHome();
-  const paths = ensurePrivateHome(home);
-  const lock = await acquireDaemonLock(home);
+  const paths = ensurePrivateHome(resolveHome());
+  const lock = await acquireDaemonLock(paths.home);
   protectFromOomKiller();
   const table = await createProcessTable();
   // Left by a daemon killed mid-write; under the lock no other writer is alive.
@@ -91,7 +91,7 @@ function protectFromOomKiller(): void {
 /** Best effort: a daemon on a full disk must still start and adopt its apps. Returns why it failed. */
 function writePidFile(path: string, table: ProcessTable): string | null {
   try {
-    writeFileSync(path, JSON.stringify({ pid: process.pid, startTime: table.read(process.pid)?.startTime ?? null }), { mode: 0o600 });
+    writeOwnedFileAtomic(path, JSON.stringify({ pid: process.pid, startTime: table.read(process.pid)?.startTime ?? null }));
     return null;
   } catch (error) {
     return `cannot write ${path} (${(error as Error).message}); a CLI of another protocol version will not find this daemon`;

@@ -3,10 +3,11 @@
  * time + instance id) and restart counters. Written atomically (temp file, fsync, rename) on every
  * change, mode 0600, because it holds the apps' environments. A new daemon reads it to re-adopt.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ADDED_SPEC_DEFAULTS } from '../config/defaults.js';
 import type { AppSpec, AppStatus, DaemonSettings, ExitRecord } from '../protocol.js';
+import { readOwnedFile, writeOwnedFileAtomic } from '../safe-files.js';
 import type { RestartHistory } from './backoff.js';
 
 export const REGISTRY_VERSION = 1;
@@ -71,7 +72,7 @@ export type LoadResult = { ok: true; registry: RegistryFile } | { ok: false; pro
 export function loadRegistry(path: string): LoadResult {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readOwnedFile(path).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, registry: { version: REGISTRY_VERSION, bootId: null, apps: [] } };
     return { ok: false, problem: `cannot read ${path}: ${(error as Error).message}` };
@@ -98,20 +99,8 @@ export function saveRegistry(path: string, registry: RegistryFile): void {
 
 /** The registry's way of writing a private file (also `agentpm save`'s dump). */
 export function writeAtomically(path: string, text: string): void {
-  const temp = `${path}.${process.pid}.tmp`;
-  try {
-    const fd = openSync(temp, 'w', 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, path);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw error;
-  }
+  // Without following a symlink planted at the name or the temp name (see safe-files.ts).
+  writeOwnedFileAtomic(path, text);
 }
 
 /**

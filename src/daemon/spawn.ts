@@ -6,13 +6,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { appLogPaths } from '../home.js';
 import type { AppSpec } from '../protocol.js';
 import type { ProcessTable } from '../proc/table.js';
+import { openOwnedFiles } from '../safe-files.js';
 
 export interface ExitStatus {
   code: number | null;
@@ -86,8 +87,7 @@ export function instanceEnv(spec: AppSpec, home: string, instanceId: string): Re
 export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable, id: string): Promise<SpawnedInstance> {
   const { file, args } = commandFor(spec);
   const logs = appLogPaths(home, spec.name);
-  const out = openSync(logs.out, 'a', 0o600);
-  const err = openSync(logs.err, 'a', 0o600);
+  const [out, err] = openOwnedFiles([logs.out, logs.err], 'append') as [number, number];
   let child: ChildProcess;
   try {
     child = spawn(file, args, {

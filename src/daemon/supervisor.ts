@@ -2,7 +2,7 @@
  * The registry of apps in memory, and everything the apps need from the machine: spawning, ending
  * trees, the monitor tick over the process table, limits, events, and persistence after every change.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendOwnedFile, readOwnedFile } from '../safe-files.js';
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
@@ -307,7 +307,7 @@ export class Supervisor implements AppHost {
   private async resurrectSaved(): Promise<ResurrectResult> {
     let saved: { apps: { spec: AppSpec; desired: string }[] };
     try {
-      saved = JSON.parse(readFileSync(this.paths.dump, 'utf8')) as typeof saved;
+      saved = JSON.parse(readOwnedFile(this.paths.dump).toString('utf8')) as typeof saved;
     } catch (error) {
       throw new AgentpmError('invalid-argument', `cannot read ${this.paths.dump} (${(error as Error).message}); run \`agentpm save\` first`);
     }
@@ -507,7 +507,7 @@ export class Supervisor implements AppHost {
   log(app: App | null, message: string): void {
     const line = `${new Date().toISOString()} ${app ? `[${app.name}] ` : ''}${message}\n`;
     try {
-      appendFileSync(this.paths.daemonLog, line, { mode: 0o600 });
+      appendOwnedFile(this.paths.daemonLog, line);
     } catch {
       // the daemon log is best effort; supervision must go on without it
     }

@@ -3,8 +3,10 @@
  * `agentpm logs` does. Starts from the last lines of each, then appends what the files gained since
  * the previous poll, so lines of the two streams appear in about the order they were written.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, readSync, statSync } from 'node:fs';
 import { tail } from '../cli/logs.js';
+import { AgentpmError } from '../errors.js';
+import { openOwnedFile } from '../safe-files.js';
 import { sanitize } from './format.js';
 import { LOG_LINE_LIMIT, type LogLine } from './state.js';
 
@@ -94,8 +96,9 @@ function lastRewrite(line: string): string {
 function safeTail(path: string, lines: number): { text: string[]; end: number } {
   try {
     return tail(path, lines);
-  } catch {
-    return { text: [], end: 0 };
+  } catch (error) {
+    // A refused file (a symlink, someone else's) says why in the pane instead of showing nothing.
+    return { text: error instanceof AgentpmError ? [`agentpm: ${error.message}`] : [], end: 0 };
   }
 }
 
@@ -110,7 +113,7 @@ function sizeOf(path: string): number {
 function readRange(path: string, from: number, to: number): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openOwnedFile(path, 'read');
   } catch {
     return Buffer.alloc(0);
   }
