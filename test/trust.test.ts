@@ -65,10 +65,23 @@ function stopListener(listener: Listener): void {
   listener.child.kill('SIGKILL');
 }
 
-/** A private directory for the test's own paths (symlinks, targets), named so leftovers are caught. */
+/**
+ * A private directory for the test's own paths (symlinks, targets), named so leftovers are caught.
+ * A home reached through a symlink in it is this test's alone: should agentpm ever start a daemon
+ * under that name (as it did before the fix), it and its apps are killed before the directory goes.
+ */
 function scratch(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), `${TEST_HOME_PREFIX}trust-`));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => {
+    for (const proc of liveProcesses((candidate) => (candidate.env.get('AGENTPM_HOME') ?? '').startsWith(`${dir}/`))) {
+      try {
+        process.kill(proc.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 
@@ -185,9 +198,9 @@ test('a home reached through a symlink and through its real path has one daemon:
   assert.equal(real.pid, linked.pid, 'both CLIs reach the same daemon');
   assert.deepEqual(rig.tagged().map((proc) => proc.app), ['keeper'], "the app's processes are tagged with the real path");
 
-  // A second daemon for the same directory by the other name (as a CLI racing another would start):
-  // it must lose the lock at once, not take over the socket and the registry.
-  const second = spawn(process.execPath, [DAEMON_MAIN], { env: { ...rig.env, AGENTPM_HOME: link }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // A second daemon for the same directory by its other name (the first came through the link), as a
+  // CLI racing another would start: it must lose the lock at once, not take over socket and registry.
+  const second = spawn(process.execPath, [DAEMON_MAIN], { env: rig.env, stdio: ['ignore', 'ignore', 'pipe'] });
   if (second.pid !== undefined) rig.ownPids.add(second.pid);
   let stderr = '';
   second.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

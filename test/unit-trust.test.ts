@@ -4,13 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, lstatSync, readlinkSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, closeSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, lstatSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AgentpmError } from '../src/errors.js';
 import { judgeEntry, trustedRealPath, type EntryInfo } from '../src/path-trust.js';
 import { openOwnedFile, readOwnedFile, writeOwnedFileAtomic } from '../src/safe-files.js';
+import { LogTail } from '../src/tui/log-tail.js';
 
 const OTHER = 65534;
 const ME = process.getuid?.() ?? 0;
@@ -216,5 +217,19 @@ describe('safe-files: opening files of the home', () => {
     assert.equal(lstatSync(file).mode & 0o777, 0o600);
     assert.equal(readFileSync(file, 'utf8'), '{"ok":true}');
     assert.throws(() => readlinkSync(`${file}.${process.pid}.tmp`), /ENOENT/);
+  });
+
+  test("the TUI's log pane shows why instead of a symlinked file's content, also as the target grows", () => {
+    const root = fresh();
+    const secret = join(root, 'secret');
+    writeFileSync(secret, 'CONTENT-OF-ANOTHER-FILE\n');
+    symlinkSync(secret, join(root, 'app.out.log'));
+    const pane = new LogTail(10);
+    pane.follow({ out: join(root, 'app.out.log'), err: join(root, 'app.err.log') });
+    appendFileSync(secret, 'MORE-OF-IT\n');
+    pane.poll();
+    const text = pane.lines.map((line) => line.text).join('\n');
+    assert.doesNotMatch(text, /CONTENT-OF-ANOTHER-FILE|MORE-OF-IT/);
+    assert.match(text, /app\.out\.log is a symbolic link/);
   });
 });
