@@ -141,6 +141,44 @@ describe('LineDecoder', () => {
     assert.equal(decoder.push(b('{"id":2}\n')), 'too-large');
   });
 
+  test('pulled one frame at a time, unpulled frames stay counted as buffered bytes', () => {
+    const decoder = new LineDecoder();
+    decoder.feed(b('{"a":1}\n{"b":2}\n{"c"'));
+    assert.equal(decoder.bufferedBytes, 20);
+    assert.deepEqual(decoder.next(), { ok: true, value: { a: 1 } });
+    assert.equal(decoder.bufferedBytes, 12);
+    decoder.feed(b(':3}\n'));
+    assert.deepEqual(decoder.next(), { ok: true, value: { b: 2 } });
+    assert.deepEqual(decoder.next(), { ok: true, value: { c: 3 } });
+    assert.equal(decoder.next(), null);
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
+  test('a partial frame held across many tiny chunks costs its bytes, and is still too-large past the limit', () => {
+    const decoder = new LineDecoder(1000);
+    for (let index = 0; index < 1000; index += 1) {
+      decoder.feed(b('x'));
+      assert.equal(decoder.next(), null);
+    }
+    assert.equal(decoder.bufferedBytes, 1000);
+    decoder.feed(b('x'));
+    assert.equal(decoder.next(), 'too-large');
+    assert.equal(decoder.bufferedBytes, 0, 'a failed decoder holds nothing');
+  });
+
+  test('frames pulled while more arrives come out whole and in order', () => {
+    const decoder = new LineDecoder(64);
+    const out: unknown[] = [];
+    const input = Array.from({ length: 500 }, (_, n) => encodeFrame({ n })).join('');
+    for (let start = 0; start < input.length; start += 7) {
+      decoder.feed(b(input.slice(start, start + 7)));
+      const frame = decoder.next(); // at most one per chunk: the rest waits, as for a paused connection
+      if (frame !== null && frame !== 'too-large' && frame.ok) out.push(frame.value);
+    }
+    for (let frame = decoder.next(); frame !== null; frame = decoder.next()) if (frame !== 'too-large' && frame.ok) out.push(frame.value);
+    assert.deepEqual(out, Array.from({ length: 500 }, (_, n) => ({ n })));
+  });
+
   test('the default limit is MAX_FRAME_BYTES', () => {
     const decoder = new LineDecoder();
     assert.deepEqual(values(decoder.push(Buffer.alloc(MAX_FRAME_BYTES, 0x20))), []);
