@@ -14,6 +14,12 @@ export type ErrorCode =
   | 'home-unsafe'
   | 'daemon-running'
   | 'daemon-unreachable'
+  /** The daemon refuses a connection: too many open, or its descriptors are kept for supervision. */
+  | 'daemon-busy'
+  /** A subscriber stopped reading while events piled up: dropped, it should reconnect. */
+  | 'slow-consumer'
+  /** A client that did not say hello, or left a request half-sent, for too long. */
+  | 'client-timeout'
   | 'spawn-failed'
   | 'stop-failed'
   | 'registry-unwritable'

@@ -1,26 +1,45 @@
 /**
- * The daemon's side of the socket: framing, the hello gate, validation, dispatch. A malformed or
- * oversized request is answered with an error (or the connection is closed); it never reaches the
- * supervisor and never takes the daemon down.
+ * The daemon's side of the socket: admission, the hello gate, validation, dispatch, and the budgets
+ * all connections share. A malformed or oversized request is answered with an error (or the
+ * connection is closed); it never reaches the supervisor and never takes the daemon down. Per
+ * connection flow control is in connection.ts, who may connect in admission.ts.
  */
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { AgentpmError, toErrorPayload } from '../errors.js';
-import { LineDecoder, encodeFrame } from '../framing.js';
+import { encodeFrame, type Frame } from '../framing.js';
 import { ensurePrivateHome, type HomePaths } from '../home.js';
 import { readMachineMemory } from '../proc/machine.js';
 import { PROTOCOL_VERSION, type EventPush, type Request, type Response, type ResultMap } from '../protocol.js';
 import { VERSION } from '../version.js';
+import { refusal } from './admission.js';
+import { ClientConnection, type ConnectionHost } from './connection.js';
 import { parseRequest } from './requests.js';
 import type { Supervisor } from './supervisor.js';
 
 export type ExitMode = 'kill' | 'daemon-stop';
 
+/** Input (partial and unserved requests) the daemon holds for all its clients together. */
+export const INPUT_BUDGET_BYTES = 8 * 1024 * 1024;
+/** Unsent output for all clients together; past it, the client with the most is dropped as slow. */
+export const OUTPUT_BUDGET_BYTES = 32 * 1024 * 1024;
+/** How long a refused connection waits for the client's first request before it is answered, and how many may wait. */
+const REFUSED_WAIT_MS = 250;
+const MAX_REFUSED_WAITING = 16;
+/** A kind of refusal or drop is written to daemon.log at most this often (with a count of the rest). */
+const LOG_EVERY_MS = 60_000;
+
 export class ControlServer {
   private server: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Set<ClientConnection>();
   private readonly startedAt = Date.now();
   private relistening = false;
+  /** The socket file this daemon listens on; another file at the path is replaced. */
+  private socketIdentity: { dev: number; ino: number } | null = null;
+  private inputHeld = 0;
+  /** Refused connections waiting for the client's first request before they are answered. */
+  private refusedWaiting = 0;
+  private readonly logged = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
     private readonly paths: HomePaths,
@@ -29,7 +48,7 @@ export class ControlServer {
     /** Settles once the registry is restored; requests that touch apps wait for it. */
     private readonly ready: Promise<void>,
   ) {
-    this.server = createServer((socket) => this.accept(socket));
+    this.server = this.createServer();
   }
 
   async listen(): Promise<void> {
@@ -48,23 +67,30 @@ export class ControlServer {
       process.umask(previous);
     }
     chmodSync(this.paths.socket, 0o600);
+    const stat = statSync(this.paths.socket);
+    this.socketIdentity = { dev: stat.dev, ino: stat.ino };
   }
 
   /**
-   * Re-creates the socket if its file is gone (the home was deleted or cleaned while the daemon ran).
-   * The daemon still holds the home's lock, so without this no client could reach it and no new
-   * daemon could start: every command would hang until its timeout.
+   * Re-creates the socket if the file at its path is not this daemon's: gone (the home was deleted or
+   * cleaned while the daemon ran), or replaced by another file, such as the dead socket of a process
+   * that bound the path and died. The daemon still holds the home's lock, so without this no client
+   * could reach it and no new daemon could start: every command would wait for its timeout.
    */
   async ensureReachable(): Promise<void> {
-    if (existsSync(this.paths.socket) || this.relistening) return;
+    if (this.relistening || this.ownsSocketPath()) return;
     this.relistening = true;
     try {
       ensurePrivateHome(this.paths.home);
       // A fresh server: close()'s callback would wait for every open connection (a `monit` left open
       // for days), and they go on being served by this one while new clients reach the new socket.
+      // Closing the old one unlinks the path: the file there now (not ours) goes with it.
       this.server.close();
-      this.server = createServer((socket) => this.accept(socket));
+      this.server = this.createServer();
       await this.listen();
+      this.note('socket', `the socket file ${this.paths.socket} was missing or not this daemon's; re-created it`);
+    } catch (error) {
+      this.note('socket-failed', `cannot re-create the socket ${this.paths.socket}: ${(error as Error).message}`);
     } finally {
       this.relistening = false;
     }
@@ -72,76 +98,137 @@ export class ControlServer {
 
   close(): void {
     this.server.close();
-    for (const socket of this.sockets) socket.destroy();
+    for (const connection of this.connections) connection.socket.destroy();
     rmSync(this.paths.socket, { force: true });
   }
 
+  private createServer(): Server {
+    // allowHalfOpen: a client that sends its requests and ends its side still gets every reply.
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    // accept() failing (EMFILE despite the reserve) must not reach uncaughtException; the server goes on.
+    server.on('error', (error) => this.note('accept', `accepting a connection failed: ${error.message}`));
+    return server;
+  }
+
+  private ownsSocketPath(): boolean {
+    try {
+      const stat = lstatSync(this.paths.socket);
+      return stat.isSocket() && this.socketIdentity !== null && stat.dev === this.socketIdentity.dev && stat.ino === this.socketIdentity.ino;
+    } catch {
+      return false;
+    }
+  }
+
   private accept(socket: Socket): void {
-    this.sockets.add(socket);
-    const decoder = new LineDecoder();
-    let greeted = false;
-    const send = (response: Response): void => {
-      if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
-    };
-    let unsubscribe: (() => void) | null = null;
-    const subscribe = (app: string | null): void => {
-      unsubscribe?.();
-      unsubscribe = this.supervisor.events.subscribe((event) => {
-        if (app !== null && event.app !== app) return;
-        const push: EventPush = { push: 'event', event };
-        if (!socket.destroyed && socket.writable) socket.write(encodeFrame(push));
-      });
-    };
+    const refused = refusal(this.connections.size);
+    if (refused !== null) {
+      this.note(`refused-${refused.limit}`, `refused a connection: ${refused.error.message}`);
+      this.refuse(socket, { id: null, ok: false, error: refused.error });
+      return;
+    }
+    this.connections.add(new ClientConnection(socket, this.host));
+  }
+
+  /**
+   * Answers a refused client with why, after its first request (its hello) has arrived: a client told
+   * before it wrote would fail on EPIPE writing it and never read the answer. The wait is short and
+   * only a few refused clients wait at once, so that a flood of them cannot hold the descriptors the
+   * refusal keeps for supervision; past those, the answer goes out at once.
+   */
+  private refuse(socket: Socket, farewell: Response): void {
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      unsubscribe?.();
-      this.sockets.delete(socket);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      const frames = decoder.push(chunk);
-      if (frames === 'too-large') {
-        send({ id: null, ok: false, error: { code: 'frame-too-large', message: 'request larger than 1 MiB; the connection is closed' } });
-        socket.end();
-        socket.destroySoon();
-        return;
+    let timer: NodeJS.Timeout | null = null;
+    const answer = (): void => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      if (socket.destroyed) return;
+      socket.end(encodeFrame(farewell));
+      socket.destroySoon();
+    };
+    if (this.refusedWaiting >= MAX_REFUSED_WAITING) return answer();
+    this.refusedWaiting += 1;
+    socket.once('close', () => (this.refusedWaiting -= 1));
+    socket.once('data', answer);
+    timer = setTimeout(answer, REFUSED_WAIT_MS);
+  }
+
+  private readonly host: ConnectionHost = {
+    serve: (frame, connection) => this.serve(frame, connection),
+    inputChanged: (delta) => {
+      this.inputHeld += delta;
+      return this.inputHeld <= INPUT_BUDGET_BYTES;
+    },
+    outputGrew: () => this.enforceOutputBudget(),
+    dropping: (_connection, why) => this.note(why.code, `closing a client connection (${why.code}): ${why.message}`),
+    closed: (connection) => this.connections.delete(connection),
+  };
+
+  /** Past the budget, the client with the most unsent output (the slowest reader) goes. */
+  private enforceOutputBudget(): void {
+    let total = 0;
+    let largest: ClientConnection | null = null;
+    for (const connection of this.connections) {
+      total += connection.unsent;
+      if (!connection.isClosing && (largest === null || connection.unsent > largest.unsent)) largest = connection;
+    }
+    if (total <= OUTPUT_BUDGET_BYTES || largest === null) return;
+    largest.closeWith(
+      'slow-consumer',
+      `this client fell behind: ${Math.round(largest.unsent / 1024)} KiB of replies and events waited unread while the daemon's output buffers were full, so it was dropped. Reconnect (run the command again).`,
+    );
+  }
+
+  private serve(frame: Frame, connection: ClientConnection): Response | Promise<Response> {
+    if (!frame.ok) return { id: null, ok: false, error: { code: 'bad-request', message: `malformed JSON: ${frame.raw}` } };
+    const parsed = parseRequest(frame.value);
+    if (!parsed.ok) return { id: parsed.id, ok: false, error: { code: 'bad-request', message: parsed.message } };
+    const request = parsed.request;
+    if (!connection.isGreeted && request.type !== 'hello') {
+      return { id: request.id, ok: false, error: { code: 'bad-request', message: 'the first request on a connection must be hello' } };
+    }
+    if (request.type === 'hello') {
+      if (request.protocol !== PROTOCOL_VERSION) {
+        return {
+          id: request.id,
+          ok: false,
+          error: {
+            code: 'protocol-mismatch',
+            message:
+              `the running daemon (agentpm ${VERSION}, pid ${process.pid}) speaks protocol ${PROTOCOL_VERSION}, this CLI (agentpm ${request.version}) speaks ${request.protocol}. ` +
+              `Replace the daemon with \`kill ${process.pid}\` (your apps keep running and the new daemon adopts them), then run the command again.`,
+          },
+        };
       }
-      for (const frame of frames) {
-        if (!frame.ok) {
-          send({ id: null, ok: false, error: { code: 'bad-request', message: `malformed JSON: ${frame.raw}` } });
-          continue;
-        }
-        const parsed = parseRequest(frame.value);
-        if (!parsed.ok) {
-          send({ id: parsed.id, ok: false, error: { code: 'bad-request', message: parsed.message } });
-          continue;
-        }
-        const request = parsed.request;
-        if (!greeted && request.type !== 'hello') {
-          send({ id: request.id, ok: false, error: { code: 'bad-request', message: 'the first request on a connection must be hello' } });
-          continue;
-        }
-        if (request.type === 'hello') {
-          if (request.protocol !== PROTOCOL_VERSION) {
-            send({
-              id: request.id,
-              ok: false,
-              error: {
-                code: 'protocol-mismatch',
-                message:
-                  `the running daemon (agentpm ${VERSION}, pid ${process.pid}) speaks protocol ${PROTOCOL_VERSION}, this CLI (agentpm ${request.version}) speaks ${request.protocol}. ` +
-                  `Replace the daemon with \`kill ${process.pid}\` (your apps keep running and the new daemon adopts them), then run the command again.`,
-              },
-            });
-            continue;
-          }
-          greeted = true;
-        }
-        void this.handle(request, subscribe).then(
-          (result) => send({ id: request.id, ok: true, result }),
-          (error: unknown) => send({ id: request.id, ok: false, error: toErrorPayload(error) }),
-        );
-      }
-    });
+      connection.greet();
+    }
+    const subscribe = (app: string | null): void => {
+      connection.subscribed(
+        this.supervisor.events.subscribe((event) => {
+          if (app !== null && event.app !== app) return;
+          connection.push({ push: 'event', event } satisfies EventPush);
+        }),
+      );
+    };
+    return this.handle(request, subscribe).then(
+      (result): Response => ({ id: request.id, ok: true, result }),
+      (error: unknown): Response => ({ id: request.id, ok: false, error: toErrorPayload(error) }),
+    );
+  }
+
+  /**
+   * daemon.log gets each kind of refusal or drop, but a flood (a client reconnecting in a loop) at most
+   * once a minute, with the number left out.
+   */
+  private note(kind: string, message: string): void {
+    const now = Date.now();
+    const last = this.logged.get(kind);
+    if (last !== undefined && now - last.at < LOG_EVERY_MS) {
+      last.suppressed += 1;
+      return;
+    }
+    const more = last !== undefined && last.suppressed > 0 ? ` (and ${last.suppressed} more like it in the last ${Math.round((now - last.at) / 1000)}s)` : '';
+    this.logged.set(kind, { at: now, suppressed: 0 });
+    this.supervisor.log(null, `${message}${more}`);
   }
 
   private async handle(request: Request, subscribe: (app: string | null) => void): Promise<ResultMap[Request['type']]> {
