@@ -4,7 +4,7 @@
  * version. When the connection closes, every pending request is rejected with the reason: nothing hangs.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +27,13 @@ interface Pending {
 export class DaemonClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private closedReason: string | null = null;
+  /** Set once the connection has ended: what every later request is rejected with. */
+  private ended: AgentpmError | null = null;
+  /**
+   * The daemon's last word on this connection: an error with no request id, sent before it closes a
+   * connection (a slow consumer, a refused or timed-out client). It is why the connection ended.
+   */
+  private farewell: ErrorPayload | null = null;
   /** Receives events pushed after a `subscribe` request. */
   onEvent: ((event: AgentEvent) => void) | null = null;
   /** Called once when the connection ends, with the reason. */
@@ -49,13 +55,20 @@ export class DaemonClient {
     socket.on('close', () => this.fail('the daemon closed the connection'));
   }
 
+  /** Why the connection ended (the daemon's own code and message when it said why), or null while open. */
+  get closeError(): AgentpmError | null {
+    return this.ended;
+  }
+
   /** Connects to a running daemon; with `autostart`, starts one first if none answers. */
   static async connect(paths: HomePaths, options: { autostart: boolean }): Promise<DaemonClient> {
     checkBeforeConnect(paths);
-    let socket = await tryConnect(paths.socket);
+    const attempt = await tryConnect(paths.socket);
+    let socket = 'socket' in attempt ? attempt.socket : null;
     if (!socket && options.autostart) socket = await startDaemon(paths);
     if (!socket) {
-      throw new AgentpmError('daemon-unreachable', `no agentpm daemon is running for ${paths.home}; start one with \`agentpm daemon start\``);
+      const problem = 'error' in attempt ? socketProblem(paths, attempt.error, false) : null;
+      throw new AgentpmError('daemon-unreachable', problem ?? `no agentpm daemon is running for ${paths.home}; start one with \`agentpm daemon start\``);
     }
     const client = new DaemonClient(socket);
     const hello = await client.request({ type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION });
@@ -70,7 +83,7 @@ export class DaemonClient {
   }
 
   request<B extends RequestBody>(body: B): Promise<ResultMap[B['type']]> {
-    if (this.closedReason) return Promise.reject(new AgentpmError('daemon-unreachable', this.closedReason));
+    if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise<ResultMap[B['type']]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
@@ -79,13 +92,16 @@ export class DaemonClient {
   }
 
   close(): void {
-    this.closedReason ??= 'closed by the client';
+    this.ended ??= new AgentpmError('daemon-unreachable', 'closed by the client');
     this.socket.end();
     this.socket.destroy();
   }
 
   private settle(response: Response): void {
-    if (response.id === null) return;
+    if (response.id === null) {
+      if (!response.ok) this.farewell = response.error;
+      return;
+    }
     const pending = this.pending.get(response.id);
     if (!pending) return;
     this.pending.delete(response.id);
@@ -94,25 +110,66 @@ export class DaemonClient {
   }
 
   private fail(reason: string): void {
-    if (this.closedReason === null) this.onClose?.(reason);
-    this.closedReason ??= reason;
-    for (const pending of this.pending.values()) pending.reject(new AgentpmError('daemon-unreachable', reason));
+    if (this.ended === null) {
+      this.ended = this.farewell !== null ? new AgentpmError(this.farewell.code, this.farewell.message) : new AgentpmError('daemon-unreachable', reason);
+      this.onClose?.(this.ended.message);
+    }
+    for (const pending of this.pending.values()) pending.reject(this.ended);
     this.pending.clear();
   }
 }
 
-function tryConnect(path: string): Promise<Socket | null> {
+function tryConnect(path: string): Promise<{ socket: Socket } | { error: NodeJS.ErrnoException }> {
   return new Promise((resolve) => {
     const socket = connect(path);
     socket.once('connect', () => {
       socket.removeAllListeners('error');
-      resolve(socket);
+      resolve({ socket });
     });
-    socket.once('error', () => {
+    socket.once('error', (error: NodeJS.ErrnoException) => {
       socket.destroy();
-      resolve(null);
+      resolve({ error });
     });
   });
+}
+
+/**
+ * What is wrong with the socket path when connecting failed for another reason than its absence, or
+ * null when there is simply no socket. `lockHeld`: a daemon was found holding the home's lock.
+ */
+function socketProblem(paths: HomePaths, error: NodeJS.ErrnoException, lockHeld: boolean): string | null {
+  if (error.code === 'ENOENT') return null;
+  const holder = lockHeld ? daemonPid(paths) : null;
+  const daemon = holder !== null ? `the daemon (pid ${holder})` : lockHeld ? 'the daemon' : null;
+  let kind: string;
+  try {
+    const stat = lstatSync(paths.socket);
+    kind = stat.isSocket() ? 'socket' : stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symbolic link' : 'file';
+  } catch {
+    kind = 'gone';
+  }
+  if (error.code === 'ECONNREFUSED' && kind === 'socket') {
+    if (daemon === null) return `${paths.socket} is a dead socket file (nothing listens on it); \`agentpm daemon start\` replaces it`;
+    return (
+      `${paths.socket} is a dead socket file (nothing listens on it), and ${daemon} that holds ${paths.home} did not replace it as it should within a few seconds: ` +
+      `it may be hung. Restart it${holder !== null ? ` with \`kill ${holder}\`` : ''} (your apps keep running; the next command starts a new daemon that adopts them); see ${paths.daemonLog}`
+    );
+  }
+  if (error.code === 'ECONNREFUSED' && kind !== 'gone') {
+    return `${paths.socket} is a ${kind}, not the daemon's socket; move it away${daemon !== null ? ` (${daemon} re-creates its socket within a few seconds)` : ''} and run the command again`;
+  }
+  if (error.code === 'EACCES' || error.code === 'EPERM') return `cannot connect to ${paths.socket}: permission denied; the socket belongs to another user or its mode was changed`;
+  if (error.code === 'EAGAIN') return `the daemon's socket ${paths.socket} is not accepting connections (its queue is full): the daemon is overloaded or hung; see ${paths.daemonLog}`;
+  return `cannot connect to ${paths.socket}: ${error.message}`;
+}
+
+function daemonPid(paths: HomePaths): number | null {
+  try {
+    const recorded = JSON.parse(readFileSync(paths.pidFile, 'utf8')) as { pid?: unknown };
+    return typeof recorded.pid === 'number' ? recorded.pid : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -136,10 +193,12 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
   });
   child.unref();
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
+  let lastError: NodeJS.ErrnoException | null = null;
   while (Date.now() < deadline) {
     checkBeforeConnect(paths);
-    const socket = await tryConnect(paths.socket);
-    if (socket) return socket;
+    const attempt = await tryConnect(paths.socket);
+    if ('socket' in attempt) return attempt.socket;
+    lastError = attempt.error;
     if (exitCode !== null && exitCode !== 3) {
       const output = readTail(paths.daemonLog, logStart).trim();
       throw new AgentpmError('daemon-unreachable', `the agentpm daemon failed to start (exit ${exitCode}):\n${output || '(no output)'}\nSee ${paths.daemonLog}.`);
@@ -148,7 +207,8 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
     // socket file was removed, in which case it re-creates it within a few seconds.
     await sleep(20);
   }
-  throw new AgentpmError('daemon-unreachable', `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);
+  const problem = lastError !== null ? socketProblem(paths, lastError, exitCode === 3) : null;
+  throw new AgentpmError('daemon-unreachable', problem ?? `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);
 }
 
 function safeSize(path: string): number {

@@ -319,6 +319,9 @@ program
         await new Promise<void>((resolve) => {
           client.onClose = () => resolve();
         });
+        // The daemon says why when it ends the stream itself (this client fell behind): show that.
+        const why = client.closeError;
+        if (why !== null && why.code !== 'daemon-unreachable') throw why;
         throw new AgentpmError('daemon-unreachable', 'the daemon went away; run the command again to follow the new one');
       }
       (await client.request({ type: 'events', app, limit })).forEach(show);

@@ -58,6 +58,9 @@ class Dashboard {
         this.draw();
       },
       connection: (connection) => {
+        // The reason a live connection was lost (the daemon dropped this dashboard as a slow consumer,
+        // or went away) stays on screen after the reconnect a second later.
+        if (connection.state === 'down' && this.state.connection.state === 'up') notify(this.state, `connection lost: ${connection.error}`, 'warn', Date.now());
         this.state.connection = connection;
         this.draw();
       },

@@ -1,0 +1,280 @@
+/**
+ * Clients that would take the daemon down: ones that pipeline requests and never read the replies,
+ * subscribers that stop reading, connections that never say hello or hog descriptors, a half-closed
+ * client, and a dead socket file where the daemon's socket should be. Raw clients (node:net) against a
+ * real daemon started through the CLI; what is asserted is behaviour (figures are the bench's job).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlivePid } from './helpers/procs.js';
+import { hello, Raw } from './helpers/raw.js';
+import { CLI, FIXTURES, Rig, waitFor } from './helpers/rig.js';
+
+const IDLE = join(FIXTURES, 'idle.mjs');
+const socketOf = (rig: Rig): string => join(rig.home, 'agentpm.sock');
+const daemonLog = (rig: Rig): string => {
+  try {
+    return readFileSync(join(rig.home, 'daemon.log'), 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/** Opens `count` greeted connections, one after the other. */
+async function openMany(path: string, count: number): Promise<Raw[]> {
+  const opened: Raw[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const raw = await Raw.open(path);
+    opened.push(raw);
+    await raw.greet();
+  }
+  return opened;
+}
+
+test('a client that pipelines requests and reads nothing is no longer read, and gets every reply once it reads', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['daemon', 'start']);
+  const raw = await Raw.open(socketOf(rig));
+  await raw.greet();
+  raw.socket.pause();
+  // 80,000 requests (2 MB): far more than the kernel and the daemon's bounds hold.
+  const count = 80_000;
+  const requests: string[] = [];
+  for (let id = 2; id < count + 2; id += 1) requests.push(`{"id":${id},"type":"ls"}\n`);
+  raw.send(requests.join(''));
+  // The daemon stops reading once its unread replies pile up: most of the requests stay on this side.
+  let previous = -1;
+  const stalled = await waitFor(
+    async () => {
+      const unsent = raw.socket.writableLength;
+      const same = unsent === previous;
+      previous = unsent;
+      if (!same) await sleep(500);
+      return same && unsent > 1024 * 1024 ? unsent : undefined;
+    },
+    'the daemon to stop reading the pipelining client',
+    20_000,
+  );
+  assert.ok(stalled > 1024 * 1024, `${stalled} bytes of requests wait unread`);
+
+  // Meanwhile everyone else is served.
+  const started = Date.now();
+  assert.deepEqual(await rig.ls(), []);
+  assert.ok(Date.now() - started < 5000, `ls answered in ${Date.now() - started} ms`);
+
+  // Once the client reads, every request is answered, once.
+  raw.socket.resume();
+  await raw.reply(count + 1, 60_000);
+  const ids = new Set(raw.replies.map((reply) => reply['id']));
+  assert.equal(ids.size, count + 1);
+  assert.ok(raw.replies.every((reply) => reply['ok'] === true));
+  raw.socket.destroy();
+});
+
+test('a subscriber that stops reading is dropped with a message that events --follow shows', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['daemon', 'start']);
+  const follower = spawn(process.execPath, [CLI, 'events', '--follow', '--lines', '1'], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  rig.ownPids.add(follower.pid as number);
+  let stdout = '';
+  let stderr = '';
+  follower.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => follower.on('exit', resolve));
+  await waitFor(() => stdout.includes('started'), 'events --follow to print the backlog');
+  // A stopped terminal (Ctrl-Z): the follower reads nothing while a crash loop makes events.
+  process.kill(follower.pid as number, 'SIGSTOP');
+  const script = join(rig.home, 'crash.sh');
+  writeFileSync(script, 'exit 1\n');
+  const name = `crash-loop-with-a-long-name-${'x'.repeat(30)}`;
+  try {
+    await rig.ok(['start', script, '--name', name, '--interpreter', 'bash', '--restart-delay', '0']);
+    await waitFor(() => daemonLog(rig).includes('(slow-consumer)'), 'the daemon to drop the stalled follower', 90_000, 100);
+  } finally {
+    await rig.cli(['delete', name]);
+    process.kill(follower.pid as number, 'SIGCONT');
+  }
+  const code = await exited;
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /agentpm: this client fell behind: \d+ KiB of events waited unread, so the daemon dropped it\. Reconnect/);
+  assert.ok(stdout.split('\n').length > 100, 'the backlog sent before the drop was printed first');
+  // The daemon is fine, and says what it did.
+  await rig.ok(['ls']);
+  assert.match(daemonLog(rig), /closing a client connection \(slow-consumer\): this client fell behind/);
+});
+
+test('past the connection cap a client is refused with a clear error; silent connections are closed after the hello timeout', async (t) => {
+  const rig = await Rig.create();
+  const held: Raw[] = [];
+  t.after(async () => {
+    held.forEach((raw) => raw.socket.destroy());
+    await rig.dispose();
+  });
+  await rig.ok(['daemon', 'start']);
+  const path = socketOf(rig);
+  held.push(...(await openMany(path, 256)));
+
+  const extra = await Raw.open(path);
+  await waitFor(() => extra.closed, 'the extra connection to be closed', 5000);
+  assert.equal(extra.farewell()?.code, 'daemon-busy');
+  assert.match(extra.farewell()?.message ?? '', /already serves 256 connections/);
+  const refused = await rig.cli(['ls']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^agentpm: the daemon already serves 256 connections, the most it takes at once; close idle ones/);
+  assert.match(daemonLog(rig), /refused a connection: the daemon already serves 256 connections/);
+
+  // Connections that are served go on being served.
+  held[0]?.send('{"id":7,"type":"ls"}\n');
+  await waitFor(() => held[0]?.replies.some((reply) => reply['id'] === 7 && reply['ok'] === true), 'a held connection to be answered');
+
+  // Freed slots are taken again; a connection that never says hello is closed with the reason.
+  for (const raw of held.splice(0, 10)) raw.socket.destroy();
+  await waitFor(async () => (await rig.cli(['ls'])).code === 0, 'a freed slot to serve the CLI');
+  const silent = await Raw.open(path);
+  held.push(silent);
+  const opened = Date.now();
+  await waitFor(() => silent.closed, 'the silent connection to be closed', 10_000);
+  assert.ok(Date.now() - opened >= 4000, `closed after ${Date.now() - opened} ms, not before the timeout`);
+  assert.deepEqual(silent.farewell(), { code: 'client-timeout', message: 'no hello within 5s; the connection is closed' });
+  assert.deepEqual(await rig.ls(), []);
+});
+
+test('a connection may send only a few KiB before hello; a request left half-sent is closed after a while', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['daemon', 'start']);
+  const early = await Raw.open(socketOf(rig));
+  early.send(`{"id":1,"type":"hello","pad":"${'x'.repeat(64 * 1024)}`);
+  await waitFor(() => early.closed, 'the connection to be closed');
+  assert.equal(early.farewell()?.code, 'frame-too-large');
+  assert.match(early.farewell()?.message ?? '', /at most 4 KiB before its hello/);
+
+  const trickle = await Raw.open(socketOf(rig));
+  await trickle.greet();
+  trickle.send('{"id":2,"type":');
+  const sent = Date.now();
+  await waitFor(() => trickle.closed, 'the half-sent request to time out', 20_000);
+  assert.ok(Date.now() - sent >= 9000, `closed after ${Date.now() - sent} ms`);
+  assert.deepEqual(trickle.farewell(), { code: 'client-timeout', message: 'a request was left incomplete for 10s; the connection is closed' });
+  assert.deepEqual(await rig.ls(), []);
+});
+
+test('a client that half-closes after its request still gets the reply', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'idle', '--kill-timeout', '2s']);
+  const before = await rig.app('idle');
+  const raw = await Raw.open(socketOf(rig));
+  raw.send(`${hello(1)}{"id":2,"type":"restart","target":{"names":["idle"]}}\n`);
+  raw.socket.end();
+  await waitFor(() => raw.closed, 'the daemon to answer and end the connection', 15_000);
+  assert.deepEqual(
+    raw.replies.find((reply) => reply['id'] === 2),
+    { id: 2, ok: true, result: { apps: ['idle'] } },
+  );
+  assert.equal(raw.ended, true, 'the daemon ended its side after the last reply');
+  const after = await rig.app('idle');
+  assert.notEqual(after.pid, before.pid, 'the restart happened');
+});
+
+test('with the descriptor table nearly full of clients, supervision goes on and the CLI is told why', async (t) => {
+  const rig = await Rig.create();
+  const held: Raw[] = [];
+  t.after(async () => {
+    held.forEach((raw) => raw.socket.destroy());
+    await rig.dispose();
+  });
+  await rig.ok(['start', IDLE, '--name', 'worker']);
+  const daemon = rig.daemonPid() as number;
+  const first = (await rig.app('worker')).pid as number;
+  // Node raises its soft limit to the hard one at start; lower it, as a smaller system limit would be.
+  const limit = 160;
+  const lowered = spawnSync('prlimit', ['--pid', String(daemon), `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
+  assert.equal(lowered.status, 0, lowered.stderr);
+
+  // Clients open connections until the daemon refuses them.
+  let refusal: { code: string; message: string } | undefined;
+  for (let index = 0; index < limit && refusal === undefined; index += 1) {
+    const raw = await Raw.open(socketOf(rig));
+    held.push(raw);
+    raw.send(hello(1));
+    await waitFor(() => raw.replies.length > 0 || raw.closed, 'an answer to the connection');
+    refusal = raw.farewell();
+  }
+  assert.equal(refusal?.code, 'daemon-busy', 'the daemon refuses before its descriptors run out');
+  assert.match(refusal?.message ?? '', new RegExp(`of its ${limit} file descriptors open and keeps the last 64 for supervising apps`));
+  const cli = await rig.cli(['ls']);
+  assert.equal(cli.code, 1);
+  assert.match(cli.stderr, /^agentpm: the daemon has \d+ of its 160 file descriptors open and keeps the last 64 for supervising apps; close idle connections/);
+
+  // The app crashes while clients hold every descriptor they may have: it is restarted all the same.
+  process.kill(first, 'SIGKILL');
+  const second = await waitFor(
+    () => rig.tagged().find((proc) => proc.app === 'worker' && proc.pid !== first && proc.cmd.includes('idle.mjs'))?.pid,
+    'the daemon to restart the crashed app',
+    15_000,
+  );
+  assert.ok(isAlivePid(second));
+  assert.match(daemonLog(rig), /refused a connection: the daemon has \d+ of its 160 file descriptors open/);
+
+  // Once clients let go, commands work again, restart included.
+  for (const raw of held.splice(0)) raw.socket.destroy();
+  const back = await waitFor(async () => (await rig.cli(['restart', 'worker'])).code === 0, 'a restart through the CLI');
+  assert.ok(back);
+  const worker = await rig.app('worker');
+  assert.equal(worker.status, 'online');
+  assert.ok(worker.pid !== first && worker.pid !== second, 'restarted again, by the CLI');
+  assert.equal(rig.daemonPid(), daemon);
+});
+
+/** Puts a dead socket file at `path`: a socket bound there by a listener that then went away. */
+async function deadSocketAt(path: string): Promise<void> {
+  const spare = `${path}.dead`;
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(spare, resolve));
+  rmSync(path, { force: true });
+  renameSync(spare, path);
+  // Closing unlinks the path it bound (gone now), not the renamed file, which is left dead.
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+test('a dead socket file or another file at the socket path is replaced by the running daemon; the CLI names a dead one', async (t) => {
+  const rig = await Rig.create();
+  t.after(async () => {
+    const pid = rig.daemonPid();
+    if (pid !== undefined) process.kill(pid, 'SIGCONT');
+    await rig.dispose();
+  });
+  await rig.ok(['start', IDLE, '--name', 'kept']);
+  const daemon = rig.daemonPid() as number;
+  const path = socketOf(rig);
+
+  await deadSocketAt(path);
+  const started = Date.now();
+  assert.deepEqual((await rig.ls()).map((app) => app.name), ['kept']);
+  assert.ok(Date.now() - started < 6000, `answered after ${Date.now() - started} ms`);
+  assert.equal(rig.daemonPid(), daemon, 'the same daemon answers');
+  assert.match(daemonLog(rig), /the socket file .* was missing or not this daemon's; re-created it/);
+
+  rmSync(path);
+  writeFileSync(path, 'not a socket');
+  assert.deepEqual((await rig.ls()).map((app) => app.name), ['kept']);
+
+  // A daemon that cannot replace it (hung): the CLI says what is wrong instead of "did not answer".
+  process.kill(daemon, 'SIGSTOP');
+  await deadSocketAt(path);
+  const hung = await rig.cli(['ls']);
+  assert.equal(hung.code, 1);
+  assert.match(hung.stderr, new RegExp(`${path.replaceAll('.', '\\.')} is a dead socket file \\(nothing listens on it\\), and the daemon \\(pid ${daemon}\\) that holds .* did not replace it`));
+  assert.match(hung.stderr, new RegExp(`kill ${daemon}`));
+  process.kill(daemon, 'SIGCONT');
+  assert.deepEqual((await rig.ls()).map((app) => app.name), ['kept']);
+  assert.equal(rig.daemonPid(), daemon);
+});
