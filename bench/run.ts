@@ -20,10 +20,11 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { AgentEvent, AppSummary, TickCost } from '../src/protocol.js';
+import { PROTOCOL_VERSION, type AgentEvent, type AppSummary, type TickCost } from '../src/protocol.js';
 import { isAlivePid, liveProcesses, readProcess } from '../test/helpers/procs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -813,7 +814,122 @@ async function daemonScale(ctx: Ctx): Promise<Row[]> {
   ];
 }
 
-const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale];
+// ------------------------------------------------------------------------------- abusive clients
+
+const PIPELINED = 2000;
+const PARTIAL_CLIENTS = 300;
+const ABUSE_WINDOW_MS = 15_000;
+
+interface Abuser {
+  socket: Socket;
+  /** The error frame the daemon closed the connection with, if any. */
+  farewell: string | null;
+  closed: boolean;
+}
+
+/** A raw connection that reads nothing (the daemon's replies stay unread) but notes the daemon's last word. */
+function abuser(path: string, paused: boolean): Promise<Abuser> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const client: Abuser = { socket, farewell: null, closed: false };
+    let tail = '';
+    socket.once('connect', () => resolve(client));
+    socket.once('error', (error) => (client.closed ? undefined : reject(error)));
+    socket.on('error', () => undefined);
+    socket.on('close', () => (client.closed = true));
+    if (paused) return;
+    socket.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-2000);
+      const code = /"id":null,"ok":false,"error":\{"code":"([a-z-]+)"/.exec(tail)?.[1];
+      if (code !== undefined) client.farewell = code;
+    });
+  });
+}
+
+const helloFrame = (id: number): string => `${JSON.stringify({ id, type: 'hello', protocol: PROTOCOL_VERSION, version: 'bench' })}\n`;
+
+/**
+ * 7. Clients that would take the daemon down (issue 10): one pipelines 2,000 `events` requests of 1,000
+ * events each (about 200 KB a reply) and never reads; 300 others each hold a 1 MiB partial request,
+ * half before their hello, half after. Measured: the daemon's RSS (VmRSS every 250 ms) against its idle
+ * RSS just before, and `ls` through the CLI every 2 s while they hold on. Every client is closed at the end.
+ */
+async function abusiveClients(ctx: Ctx): Promise<Row[]> {
+  cli(ctx, ['kill']);
+  cli(ctx, ['daemon', 'start']);
+  const pid = daemonFigures(ctx).pid;
+  // A full event ring, so that each pipelined `events` reply is as large as it gets.
+  const script = join(ctx.home, 'crash.sh');
+  writeFileSync(script, 'exit 1\n');
+  cli(ctx, ['start', script, '--name', 'crash-loop', '--interpreter', 'bash', '--restart-delay', '0']);
+  await waitFor('1,000 events', () => cli(ctx, ['events', '--lines', '1000', '--json']).stdout.trim().split('\n').length >= 1000, 30_000, 250);
+  cli(ctx, ['delete', 'crash-loop']);
+  await sleep(3000);
+  const idle = vmRssBytes(pid);
+  const socketPath = join(ctx.home, 'agentpm.sock');
+
+  const clients: Abuser[] = [];
+  try {
+    const pipeliner = await abuser(socketPath, true);
+    clients.push(pipeliner);
+    const requests = [helloFrame(1)];
+    for (let id = 2; id < PIPELINED + 2; id += 1) requests.push(`${JSON.stringify({ id, type: 'events', app: null, limit: 1000 })}\n`);
+    pipeliner.socket.write(requests.join(''));
+    const partial = `{"id":2,"type":"events","pad":"${'x'.repeat(2 ** 20 - 64)}`;
+    for (let index = 0; index < PARTIAL_CLIENTS; index += 1) {
+      const client = await abuser(socketPath, false);
+      clients.push(client);
+      client.socket.write(index % 2 === 0 ? partial : `${helloFrame(1)}${partial}`);
+    }
+    const rss: number[] = [];
+    const lsMs: number[] = [];
+    const lsFailures: string[] = [];
+    const until = Date.now() + ABUSE_WINDOW_MS;
+    let nextLs = Date.now();
+    while (Date.now() < until) {
+      rss.push(vmRssBytes(pid));
+      if (Date.now() >= nextLs) {
+        const r = runNode(ctx.env, [CLI, 'ls', '--json'], 10_000);
+        lsMs.push(r.ms);
+        if (r.code !== 0) lsFailures.push(r.stderr.trim());
+        nextLs = Date.now() + 2000;
+      }
+      await sleep(250);
+    }
+    const peak = Math.max(...rss);
+    const codes = new Map<string, number>();
+    for (const client of clients.slice(1)) {
+      const key = client.closed ? (client.farewell ?? 'closed without a reason') : 'still open';
+      codes.set(key, (codes.get(key) ?? 0) + 1);
+    }
+    const partialOutcome = [...codes].map(([code, count]) => `${count} ${code}`).join(', ');
+    const pipelinerOutcome = pipeliner.closed ? 'dropped' : `still connected with ${pipeliner.socket.writableLength} bytes of requests unread`;
+    for (const client of clients) client.socket.destroy();
+    await sleep(5000);
+    const after = vmRssBytes(pid);
+    console.error(
+      `  agentpm abuse: idle RSS ${mib(idle)}, peak ${mib(peak)} (${(peak / idle).toFixed(2)}x), 5 s after the clients left ${mib(after)}; ` +
+        `ls ${lsMs.map((value) => value.toFixed(0)).join(', ')} ms${lsFailures.length > 0 ? `; ls failed: ${lsFailures.join(' | ')}` : ''}; ` +
+        `pipeliner ${pipelinerOutcome}; partial-frame clients: ${partialOutcome}`,
+    );
+    return [
+      {
+        case: `7. abusive clients: ${PIPELINED} pipelined events requests unread + ${PARTIAL_CLIENTS} clients holding 1 MiB partial frames`,
+        agentpm:
+          `peak RSS ${mib(peak)} = ${(peak / idle).toFixed(2)}x idle (${mib(idle)}), ${mib(after)} after; ` +
+          `ls max ${ms(Math.max(...lsMs))}${lsFailures.length > 0 ? `, ${lsFailures.length} of ${lsMs.length} failed` : ''}`,
+        pm2: '-',
+        goal: `< 2x idle RSS and ls within 1 s, over ${ABUSE_WINDOW_MS / 1000} s of abuse (RSS every 250 ms, ls every 2 s)`,
+      },
+    ];
+  } finally {
+    for (const client of clients) client.socket.destroy();
+  }
+}
+
+const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients];
+/** Cases that measure agentpm alone: with only these selected, PM2 is not started. */
+const AGENTPM_ONLY = new Set<Case>([abusiveClients]);
 
 // ------------------------------------------------------------------------------------------ main
 
@@ -915,7 +1031,11 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const started = Date.now();
   try {
-    if (ctx.pm2) {
+    // BENCH_CASES=memoryInChild,forkStorm runs only those (by function name).
+    const only = process.env['BENCH_CASES']?.split(',').filter(Boolean);
+    const selected = cases.filter((item) => !only || only.includes(item.name));
+    if (ctx.pm2 && selected.every((item) => AGENTPM_ONLY.has(item))) ctx.pm2.unusable = 'not run';
+    if (ctx.pm2 && ctx.pm2.unusable === null) {
       try {
         pm2(ctx.pm2, ['ping']); // starts PM2's daemon now, not inside the first measurement
       } catch (error) {
@@ -923,9 +1043,7 @@ async function main(): Promise<void> {
         ctx.pm2.unusable = 'pm2 failed to start';
       }
     }
-    // BENCH_CASES=memoryInChild,forkStorm runs only those (by function name).
-    const only = process.env['BENCH_CASES']?.split(',').filter(Boolean);
-    for (const run of cases.filter((item) => !only || only.includes(item.name))) {
+    for (const run of selected) {
       console.error(`running ${run.name}... (${((Date.now() - started) / 1000).toFixed(0)} s)`);
       rows.push(...(await run(ctx)));
     }
