@@ -11,12 +11,20 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isAlivePid } from './helpers/procs.js';
+import { isAlivePid, liveProcesses } from './helpers/procs.js';
 import { hello, Raw } from './helpers/raw.js';
 import { CLI, FIXTURES, Rig, waitFor } from './helpers/rig.js';
+import { Tmux, tmuxTerm } from './helpers/tmux.js';
 
 const IDLE = join(FIXTURES, 'idle.mjs');
 const socketOf = (rig: Rig): string => join(rig.home, 'agentpm.sock');
+const eventCount = (rig: Rig): number => {
+  try {
+    return readFileSync(join(rig.home, 'events.log'), 'utf8').split('\n').length - 1;
+  } catch {
+    return 0;
+  }
+};
 const daemonLog = (rig: Rig): string => {
   try {
     return readFileSync(join(rig.home, 'daemon.log'), 'utf8');
@@ -77,6 +85,22 @@ test('a client that pipelines requests and reads nothing is no longer read, and 
   raw.socket.destroy();
 });
 
+/**
+ * Runs an app that exits at once with no restart delay (about a thousand events a second, each bounded
+ * by the crash loop's own pace) until `done`, then deletes it.
+ */
+async function crashLoopUntil(rig: Rig, done: () => boolean, what: string): Promise<void> {
+  const script = join(rig.home, 'crash.sh');
+  writeFileSync(script, 'exit 1\n');
+  const name = `crash-loop-with-a-long-name-${'x'.repeat(30)}`;
+  try {
+    await rig.ok(['start', script, '--name', name, '--interpreter', 'bash', '--restart-delay', '0']);
+    await waitFor(done, what, 90_000, 100);
+  } finally {
+    await rig.cli(['delete', name]);
+  }
+}
+
 test('a subscriber that stops reading is dropped with a message that events --follow shows', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
@@ -91,23 +115,51 @@ test('a subscriber that stops reading is dropped with a message that events --fo
   await waitFor(() => stdout.includes('started'), 'events --follow to print the backlog');
   // A stopped terminal (Ctrl-Z): the follower reads nothing while a crash loop makes events.
   process.kill(follower.pid as number, 'SIGSTOP');
-  const script = join(rig.home, 'crash.sh');
-  writeFileSync(script, 'exit 1\n');
-  const name = `crash-loop-with-a-long-name-${'x'.repeat(30)}`;
   try {
-    await rig.ok(['start', script, '--name', name, '--interpreter', 'bash', '--restart-delay', '0']);
-    await waitFor(() => daemonLog(rig).includes('(slow-consumer)'), 'the daemon to drop the stalled follower', 90_000, 100);
+    await crashLoopUntil(rig, () => daemonLog(rig).includes('(slow-consumer)'), 'the daemon to drop the stalled follower');
   } finally {
-    await rig.cli(['delete', name]);
     process.kill(follower.pid as number, 'SIGCONT');
   }
   const code = await exited;
   assert.equal(code, 1, stderr);
-  assert.match(stderr, /agentpm: this client fell behind: \d+ KiB of events waited unread, so the daemon dropped it\. Reconnect/);
+  assert.match(stderr, /agentpm: this client fell behind: \d+ KiB of events waited unread, so the daemon closed its connection; reconnect to follow again/);
   assert.ok(stdout.split('\n').length > 100, 'the backlog sent before the drop was printed first');
   // The daemon is fine, and says what it did.
   await rig.ok(['ls']);
   assert.match(daemonLog(rig), /closing a client connection \(slow-consumer\): this client fell behind/);
+});
+
+test('monit that stops reading is dropped as a slow consumer, says why, and reconnects', async (t) => {
+  const rig = await Rig.create();
+  let tmux: Tmux | null = null;
+  let monit: number | undefined;
+  t.after(async () => {
+    try {
+      if (monit !== undefined && isAlivePid(monit)) process.kill(monit, 'SIGCONT');
+      await tmux?.kill();
+    } finally {
+      await rig.dispose();
+    }
+  });
+  await rig.ok(['start', IDLE, '--name', 'idle']);
+  tmux = await Tmux.start({ cols: 200, rows: 30, env: { AGENTPM_HOME: rig.home, LANG: 'C.UTF-8', PS1: '$ ', NO_COLOR: '1' } });
+  // Without job control, a stopped monit stays the terminal's foreground job: SIGCONT resumes it as is.
+  await tmux.type(`set +m; TERM=${tmuxTerm()} ${process.execPath} ${CLI} monit`);
+  await tmux.keys('Enter');
+  await tmux.waitForScreen((screen) => /^. idle +online /m.test(screen), 'monit showing the app');
+  monit = await waitFor(() => liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === rig.home && proc.cmd.includes(`${CLI} monit`))[0]?.pid, 'the monit process');
+  // A dashboard that does not read for a while (stopped here; a stalled terminal does the same).
+  process.kill(monit, 'SIGSTOP');
+  try {
+    await crashLoopUntil(rig, () => daemonLog(rig).includes('(slow-consumer)'), 'the daemon to drop the stalled monit');
+  } finally {
+    process.kill(monit, 'SIGCONT');
+  }
+  await tmux.waitForScreen((screen) => screen.includes('connection lost: this client fell behind'), 'monit to say why it lost the connection');
+  // It reconnects by itself and is live again.
+  await tmux.waitForScreen((screen) => !screen.includes('daemon unreachable') && /^. idle +online /m.test(screen), 'monit connected again');
+  await tmux.keys('q');
+  await waitFor(() => !isAlivePid(monit as number), 'monit to quit');
 });
 
 test('past the connection cap a client is refused with a clear error; silent connections are closed after the hello timeout', async (t) => {
@@ -143,6 +195,34 @@ test('past the connection cap a client is refused with a clear error; silent con
   await waitFor(() => silent.closed, 'the silent connection to be closed', 10_000);
   assert.ok(Date.now() - opened >= 4000, `closed after ${Date.now() - opened} ms, not before the timeout`);
   assert.deepEqual(silent.farewell(), { code: 'client-timeout', message: 'no hello within 5s; the connection is closed' });
+  assert.deepEqual(await rig.ls(), []);
+});
+
+test('past the total output budget the client with the most unread output is dropped', async (t) => {
+  const rig = await Rig.create();
+  const held: Raw[] = [];
+  t.after(async () => {
+    held.forEach((raw) => raw.socket.destroy());
+    await rig.dispose();
+  });
+  await rig.ok(['daemon', 'start']);
+  // A full event ring makes each `events` reply about 200 KB.
+  await crashLoopUntil(rig, () => eventCount(rig) >= 1000, 'a full event ring');
+  // Each client holds at most what its own bounds allow (about 4 MB here); sixteen of them together
+  // would hold more than the daemon's total budget for unsent output (32 MiB).
+  for (let index = 0; index < 16; index += 1) {
+    const raw = await Raw.open(socketOf(rig));
+    held.push(raw);
+    await raw.greet();
+    raw.socket.pause();
+    const requests: string[] = [];
+    for (let id = 2; id < 102 + index; id += 1) requests.push(`${JSON.stringify({ id, type: 'events', app: null, limit: 1000 })}\n`);
+    raw.send(requests.join(''));
+  }
+  await waitFor(() => /closing a client connection \(slow-consumer\): this client fell behind: \d+ KiB of replies and events waited unread, the most of any client/.test(daemonLog(rig)), 'the daemon to drop a client', 30_000, 100);
+  for (const raw of held) raw.socket.resume();
+  const dropped = await waitFor(() => held.find((raw) => raw.farewell()?.code === 'slow-consumer'), 'the dropped client to read why', 30_000);
+  assert.ok(dropped.replies.length > 1, 'it got the replies sent before the drop first');
   assert.deepEqual(await rig.ls(), []);
 });
 

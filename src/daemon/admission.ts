@@ -9,7 +9,10 @@ import type { ErrorPayload } from '../errors.js';
 
 /** At most this many client connections at once (`monit`, `events --follow`, CLI commands). */
 export const MAX_CONNECTIONS = 256;
-/** Descriptors below the soft limit that clients never get. */
+/**
+ * Descriptors below the soft limit that clients never get (up to 16 of them may, for at most 250 ms,
+ * hold refused connections waiting to be told why: see ControlServer.refuse).
+ */
 export const DESCRIPTOR_RESERVE = 64;
 
 export interface DescriptorUse {

@@ -111,8 +111,8 @@ export class ClientConnection {
     if (this.socket.writableLength > CONNECTION_LIMITS.subscriberMaxBytes) {
       this.closeWith(
         'slow-consumer',
-        `this client fell behind: ${Math.round(this.socket.writableLength / 1024)} KiB of events waited unread, so the daemon dropped it. ` +
-          'Reconnect (run the command again); `agentpm events` shows what was missed.',
+        `this client fell behind: ${Math.round(this.socket.writableLength / 1024)} KiB of events waited unread, so the daemon closed its connection; ` +
+          'reconnect to follow again (`agentpm events` lists what was missed)',
       );
       return;
     }

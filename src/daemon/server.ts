@@ -174,7 +174,7 @@ export class ControlServer {
     if (total <= OUTPUT_BUDGET_BYTES || largest === null) return;
     largest.closeWith(
       'slow-consumer',
-      `this client fell behind: ${Math.round(largest.unsent / 1024)} KiB of replies and events waited unread while the daemon's output buffers were full, so it was dropped. Reconnect (run the command again).`,
+      `this client fell behind: ${Math.round(largest.unsent / 1024)} KiB of replies and events waited unread, the most of any client when the daemon's output buffers were full, so the daemon closed its connection; reconnect to go on`,
     );
   }
 
