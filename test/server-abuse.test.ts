@@ -354,6 +354,16 @@ test('a dead socket file or another file at the socket path is replaced by the r
   assert.equal(hung.code, 1);
   assert.match(hung.stderr, new RegExp(`${path.replaceAll('.', '\\.')} is a dead socket file \\(nothing listens on it\\), and the daemon \\(pid ${daemon}\\) that holds .* did not replace it`));
   assert.match(hung.stderr, new RegExp(`kill ${daemon}`));
+
+  // Its own socket back in place but the daemon still stopped: the kernel accepts the connection for
+  // it, and the CLI gives up on hello after a bound instead of waiting for ever.
+  rmSync(path);
+  process.kill(daemon, 'SIGCONT');
+  await waitFor(async () => (await rig.cli(['ls'])).code === 0, 'the daemon to re-create its socket');
+  process.kill(daemon, 'SIGSTOP');
+  const silent = await rig.cli(['ls']);
+  assert.equal(silent.code, 1);
+  assert.match(silent.stderr, new RegExp(`the daemon \\(pid ${daemon}\\) accepted the connection on .* but did not answer within 10s: it may be stopped or hung`));
   process.kill(daemon, 'SIGCONT');
   assert.deepEqual((await rig.ls()).map((app) => app.name), ['kept']);
   assert.equal(rig.daemonPid(), daemon);

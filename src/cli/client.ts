@@ -16,6 +16,8 @@ import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, typ
 import { VERSION } from '../version.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
+/** A daemon that does not answer hello within this is stopped or hung (hello never waits for anything). */
+const HELLO_TIMEOUT_MS = 10_000;
 let versionNoticeShown = false;
 const DAEMON_MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 
@@ -71,7 +73,7 @@ export class DaemonClient {
       throw new AgentpmError('daemon-unreachable', problem ?? `no agentpm daemon is running for ${paths.home}; start one with \`agentpm daemon start\``);
     }
     const client = new DaemonClient(socket);
-    const hello = await client.request({ type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION });
+    const hello = await client.greet(paths);
     if (hello.version !== VERSION && !versionNoticeShown) {
       versionNoticeShown = true;
       process.stderr.write(
@@ -80,6 +82,34 @@ export class DaemonClient {
       );
     }
     return client;
+  }
+
+  /**
+   * Says hello, bounded: the kernel accepts a connection on behalf of a daemon that is stopped or hung,
+   * and a command must not wait for it for ever.
+   */
+  private async greet(paths: HomePaths): Promise<ResultMap['hello']> {
+    let timer: NodeJS.Timeout | undefined;
+    const silence = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const pid = daemonPid(paths);
+        reject(
+          new AgentpmError(
+            'daemon-unreachable',
+            `the daemon${pid !== null ? ` (pid ${pid})` : ''} accepted the connection on ${paths.socket} but did not answer within ${HELLO_TIMEOUT_MS / 1000}s: ` +
+              `it may be stopped or hung; see ${paths.daemonLog}${pid !== null ? `, and replace it with \`kill ${pid}\` (your apps keep running; the next command starts a new daemon that adopts them)` : ''}`,
+          ),
+        );
+      }, HELLO_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.request({ type: 'hello', protocol: PROTOCOL_VERSION, version: VERSION }), silence]);
+    } catch (error) {
+      this.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   request<B extends RequestBody>(body: B): Promise<ResultMap[B['type']]> {
