@@ -69,7 +69,7 @@ export class DaemonClient {
     let socket = 'socket' in attempt ? attempt.socket : null;
     if (!socket && options.autostart) socket = await startDaemon(paths);
     if (!socket) {
-      const problem = 'error' in attempt ? socketProblem(paths, attempt.error, false) : null;
+      const problem = 'error' in attempt ? await socketProblem(paths, attempt.error, false) : null;
       throw new AgentpmError('daemon-unreachable', problem ?? `no agentpm daemon is running for ${paths.home}; start one with \`agentpm daemon start\``);
     }
     const client = new DaemonClient(socket);
@@ -92,12 +92,13 @@ export class DaemonClient {
     let timer: NodeJS.Timeout | undefined;
     const silence = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const pid = daemonPid(paths);
-        reject(
-          new AgentpmError(
-            'daemon-unreachable',
-            `the daemon${pid !== null ? ` (pid ${pid})` : ''} accepted the connection on ${paths.socket} but did not answer within ${HELLO_TIMEOUT_MS / 1000}s: ` +
-              `it may be stopped or hung; see ${paths.daemonLog}${pid !== null ? `, and replace it with \`kill ${pid}\` (your apps keep running; the next command starts a new daemon that adopts them)` : ''}`,
+        void daemonPid(paths).then((pid) =>
+          reject(
+            new AgentpmError(
+              'daemon-unreachable',
+              `the daemon${pid !== null ? ` (pid ${pid})` : ''} accepted the connection on ${paths.socket} but did not answer within ${HELLO_TIMEOUT_MS / 1000}s: ` +
+                `it may be stopped or hung; see ${paths.daemonLog}${pid !== null ? `, and replace it with \`kill ${pid}\` (your apps keep running; the next command starts a new daemon that adopts them)` : ''}`,
+            ),
           ),
         );
       }, HELLO_TIMEOUT_MS);
@@ -167,9 +168,9 @@ function tryConnect(path: string): Promise<{ socket: Socket } | { error: NodeJS.
  * What is wrong with the socket path when connecting failed for another reason than its absence, or
  * null when there is simply no socket. `lockHeld`: a daemon was found holding the home's lock.
  */
-function socketProblem(paths: HomePaths, error: NodeJS.ErrnoException, lockHeld: boolean): string | null {
+async function socketProblem(paths: HomePaths, error: NodeJS.ErrnoException, lockHeld: boolean): Promise<string | null> {
   if (error.code === 'ENOENT') return null;
-  const holder = lockHeld ? daemonPid(paths) : null;
+  const holder = lockHeld ? await daemonPid(paths) : null;
   const daemon = holder !== null ? `the daemon (pid ${holder})` : lockHeld ? 'the daemon' : null;
   let kind: string;
   try {
@@ -193,10 +194,20 @@ function socketProblem(paths: HomePaths, error: NodeJS.ErrnoException, lockHeld:
   return `cannot connect to ${paths.socket}: ${error.message}`;
 }
 
-function daemonPid(paths: HomePaths): number | null {
+/**
+ * The pid of this home's daemon from its pid file, only if that pid is still that daemon (same start
+ * time, this home's tag, the daemon's command): a message must never name a pid for `kill` that has
+ * since been reused by another process.
+ */
+async function daemonPid(paths: HomePaths): Promise<number | null> {
   try {
-    const recorded = JSON.parse(readFileSync(paths.pidFile, 'utf8')) as { pid?: unknown };
-    return typeof recorded.pid === 'number' ? recorded.pid : null;
+    const recorded = JSON.parse(readFileSync(paths.pidFile, 'utf8')) as { pid?: unknown; startTime?: unknown };
+    if (typeof recorded.pid !== 'number' || typeof recorded.startTime !== 'number') return null;
+    const { parseStat, parseTags } = await import('../proc/linux.js');
+    const proc = parseStat(readFileSync(`/proc/${recorded.pid}/stat`, 'latin1'), 1);
+    const tags = parseTags(readFileSync(`/proc/${recorded.pid}/environ`, 'utf8'));
+    const command = readFileSync(`/proc/${recorded.pid}/cmdline`, 'utf8');
+    return proc?.startTime === recorded.startTime && tags?.home === paths.home && command.includes('daemon/main.js') ? recorded.pid : null;
   } catch {
     return null;
   }
@@ -237,7 +248,7 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
     // socket file was removed, in which case it re-creates it within a few seconds.
     await sleep(20);
   }
-  const problem = lastError !== null ? socketProblem(paths, lastError, exitCode === 3) : null;
+  const problem = lastError !== null ? await socketProblem(paths, lastError, exitCode === 3) : null;
   throw new AgentpmError('daemon-unreachable', problem ?? `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);
 }
 
