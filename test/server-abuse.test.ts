@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -325,7 +325,7 @@ async function deadSocketAt(path: string): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-test('a dead socket file or another file at the socket path is replaced by the running daemon; the CLI names a dead one', async (t) => {
+test('a dead socket file or another file at the socket path is replaced by the running daemon; the CLI names a dead one and a silent daemon', async (t) => {
   const rig = await Rig.create();
   t.after(async () => {
     const pid = rig.daemonPid();
@@ -343,8 +343,11 @@ test('a dead socket file or another file at the socket path is replaced by the r
   assert.equal(rig.daemonPid(), daemon, 'the same daemon answers');
   assert.match(daemonLog(rig), /the socket file .* was missing or not this daemon's; re-created it/);
 
+  // A regular file there: the CLI refuses to send anything to it (see trust.test.ts); the daemon puts
+  // its socket back in its place.
   rmSync(path);
   writeFileSync(path, 'not a socket');
+  await waitFor(() => lstatSync(path).isSocket(), 'the daemon to replace the file with its socket', 6000);
   assert.deepEqual((await rig.ls()).map((app) => app.name), ['kept']);
 
   // A daemon that cannot replace it (hung): the CLI says what is wrong instead of "did not answer".

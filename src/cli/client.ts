@@ -4,14 +4,14 @@
  * version. When the connection closes, every pending request is rejected with the reason: nothing hangs.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, lstatSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentpmError, type ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.js';
-import { openOwnedFile } from '../safe-files.js';
+import { openOwnedFile, readOwnedFile } from '../safe-files.js';
 import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
 
@@ -165,31 +165,20 @@ function tryConnect(path: string): Promise<{ socket: Socket } | { error: NodeJS.
 }
 
 /**
- * What is wrong with the socket path when connecting failed for another reason than its absence, or
- * null when there is simply no socket. `lockHeld`: a daemon was found holding the home's lock.
+ * What is wrong with the socket when connecting failed for another reason than its absence, or null
+ * when there is simply no socket. (What sits at the path was checked before connecting: a socket of
+ * the caller's.) `lockHeld`: a daemon was found holding the home's lock.
  */
 async function socketProblem(paths: HomePaths, error: NodeJS.ErrnoException, lockHeld: boolean): Promise<string | null> {
   if (error.code === 'ENOENT') return null;
-  const holder = lockHeld ? await daemonPid(paths) : null;
-  const daemon = holder !== null ? `the daemon (pid ${holder})` : lockHeld ? 'the daemon' : null;
-  let kind: string;
-  try {
-    const stat = lstatSync(paths.socket);
-    kind = stat.isSocket() ? 'socket' : stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symbolic link' : 'file';
-  } catch {
-    kind = 'gone';
-  }
-  if (error.code === 'ECONNREFUSED' && kind === 'socket') {
-    if (daemon === null) return `${paths.socket} is a dead socket file (nothing listens on it); \`agentpm daemon start\` replaces it`;
+  if (error.code === 'ECONNREFUSED') {
+    if (!lockHeld) return `${paths.socket} is a dead socket file (nothing listens on it); \`agentpm daemon start\` replaces it`;
+    const holder = await daemonPid(paths);
     return (
-      `${paths.socket} is a dead socket file (nothing listens on it), and ${daemon} that holds ${paths.home} did not replace it as it should within a few seconds: ` +
-      `it may be hung. Restart it${holder !== null ? ` with \`kill ${holder}\`` : ''} (your apps keep running; the next command starts a new daemon that adopts them); see ${paths.daemonLog}`
+      `${paths.socket} is a dead socket file (nothing listens on it), and the daemon${holder !== null ? ` (pid ${holder})` : ''} that holds ${paths.home} did not replace it ` +
+      `as it should within a few seconds: it may be hung. Restart it${holder !== null ? ` with \`kill ${holder}\`` : ''} (your apps keep running; the next command starts a new daemon that adopts them); see ${paths.daemonLog}`
     );
   }
-  if (error.code === 'ECONNREFUSED' && kind !== 'gone') {
-    return `${paths.socket} is a ${kind}, not the daemon's socket; move it away${daemon !== null ? ` (${daemon} re-creates its socket within a few seconds)` : ''} and run the command again`;
-  }
-  if (error.code === 'EACCES' || error.code === 'EPERM') return `cannot connect to ${paths.socket}: permission denied; the socket belongs to another user or its mode was changed`;
   if (error.code === 'EAGAIN') return `the daemon's socket ${paths.socket} is not accepting connections (its queue is full): the daemon is overloaded or hung; see ${paths.daemonLog}`;
   return `cannot connect to ${paths.socket}: ${error.message}`;
 }
@@ -201,7 +190,7 @@ async function socketProblem(paths: HomePaths, error: NodeJS.ErrnoException, loc
  */
 async function daemonPid(paths: HomePaths): Promise<number | null> {
   try {
-    const recorded = JSON.parse(readFileSync(paths.pidFile, 'utf8')) as { pid?: unknown; startTime?: unknown };
+    const recorded = JSON.parse(readOwnedFile(paths.pidFile).toString('utf8')) as { pid?: unknown; startTime?: unknown };
     if (typeof recorded.pid !== 'number' || typeof recorded.startTime !== 'number') return null;
     const { parseStat, parseTags } = await import('../proc/linux.js');
     const proc = parseStat(readFileSync(`/proc/${recorded.pid}/stat`, 'latin1'), 1);
