@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -324,4 +325,53 @@ test("the home's other files are never written through symlinks, and another use
   assert.match(foreign.stderr, new RegExp(`${registry} is owned by uid ${OTHER}, not by you`));
   assert.deepEqual(daemonsOf(rig.home), []);
   chownSync(registry, 0, 0);
+});
+
+/** Another user binds an abstract socket name and holds it. */
+async function squat(rig: Rig, name: string): Promise<ChildProcess> {
+  const code = `require('node:net').createServer().listen('\\0' + process.argv[1], () => process.stderr.write('listening\\n'))`;
+  const child = spawn('setpriv', [`--reuid=${OTHER}`, `--regid=${OTHER}`, '--clear-groups', process.execPath, '-e', code, name], { env: rig.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (child.pid !== undefined) rig.ownPids.add(child.pid);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await waitFor(() => stderr.includes('listening'), `the squatter to bind @${name} (${stderr})`);
+  return child;
+}
+
+/** The abstract socket names a process holds (from /proc/net/unix and its descriptors). */
+function abstractNamesOf(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    if (match?.[1]) inodes.add(match[1]);
+  }
+  return readFileSync('/proc/net/unix', 'latin1')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[7]?.startsWith('@agentpm-') && inodes.has(fields[6] ?? ''))
+    .map((fields) => (fields[7] as string).slice(1).replace(/@+$/, '')); // NUL padding shows as @
+}
+
+test("another user cannot keep the daemon from starting by binding its lock's name first; a squatted lock is named", async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  // The name a lock of the home's path alone would have: anyone can compute it and bind it first.
+  const guessable = `agentpm-${process.getuid?.() ?? 0}-${createHash('sha256').update(realpathSync(rig.home)).digest('hex').slice(0, 24)}`;
+  const early = await squat(rig, guessable);
+  await rig.ok(['daemon', 'start']);
+  early.kill('SIGKILL');
+
+  // A name seen while the daemon ran (/proc/net/unix lists it to everyone), bound in the gap after its death.
+  const [name] = abstractNamesOf(rig.daemonPid() as number);
+  assert.ok(name, 'the daemon holds an abstract lock');
+  await rig.ok(['daemon', 'stop']);
+  const squatter = await squat(rig, name);
+  const refused = await rig.cli(['ls']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /is held by pid \d+ \(uid 65534\), not by an agentpm daemon of yours/);
+  assert.match(refused.stderr, /lock\.key/);
+  // The fix the message names: a new key, a new name.
+  rmSync(join(rig.home, 'lock.key'));
+  await rig.ok(['ls']);
+  squatter.kill('SIGKILL');
 });
