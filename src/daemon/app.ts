@@ -488,7 +488,10 @@ export class App {
   }
 
   private exclusiveInBackground(what: string, operation: () => Promise<void>): void {
-    this.exclusive(operation).catch((error: unknown) => this.host.log(this, `${what} failed: ${(error as Error).message}`));
+    this.exclusive(operation).catch((error: unknown) => {
+      // Deleted, or left to the next daemon, while this waited: nothing failed, there is nothing to do.
+      if (!this.disposed) this.host.log(this, `${what} failed: ${(error as Error).message}`);
+    });
   }
 }
 
