@@ -110,6 +110,12 @@ export interface AppSpec {
   oomScoreAdj: number | null;
 }
 
+/**
+ * A definition as the CLI sends it and `show` returns it: without the environment it starts from, which a
+ * start request carries once for all its apps (see `start`) and which is never shown.
+ */
+export type AppDefinition = Omit<AppSpec, 'baseEnv'>;
+
 /** What alerting can be subscribed to: a stable vocabulary over the event stream. */
 export const NOTIFY_KINDS = [
   'crash',
@@ -202,7 +208,7 @@ export interface AppDetail extends AppSummary {
   instance: string | null;
   /** When the current backoff ends (ISO 8601), if status is backoff. */
   nextStartAt: string | null;
-  definition: Omit<AppSpec, 'baseEnv'>;
+  definition: AppDefinition;
   logs: { out: string; err: string };
   tree: TreeProcess[];
   /** Recent exits, newest first. */

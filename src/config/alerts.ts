@@ -3,6 +3,7 @@
  * is, the bad value and what is allowed; the caller collects them and starts nothing if there are any.
  */
 import { GUARD_ACTIONS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
+import { maskText } from '../secrets.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -13,9 +14,10 @@ export const NOTIFY_TIMEOUT_MS = 10_000;
 
 type Record_ = Record<string, unknown>;
 
+/** A bad value as quoted in an error message, its credentials masked (a mistyped webhook is still a secret). */
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
-  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value);
+  return maskText(typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value));
 }
 
 function durationOf(value: unknown, fallback: number, where: string, problem: Problem): number {

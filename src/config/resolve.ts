@@ -11,6 +11,7 @@ import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type DaemonSettings } from
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { parseDuration, parseSize } from './units.js';
+import { maskText } from '../secrets.js';
 
 export interface ResolveContext {
   /** Where the config came from, for messages: a file path or 'command line'. */
@@ -339,11 +340,12 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** A bad value as quoted in an error message, its credentials masked. */
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'string') return maskText(`'${value}'`);
   try {
-    return JSON.stringify(value) ?? String(value);
+    return maskText(JSON.stringify(value) ?? String(value));
   } catch {
     return String(value);
   }

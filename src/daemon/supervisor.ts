@@ -6,7 +6,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
-import { maskEnv } from '../mask.js';
+import { maskCommand, maskDefinition, maskText } from '../secrets.js';
 import { appLogPaths, type HomePaths } from '../home.js';
 import type {
   AgentEvent,
@@ -396,14 +396,14 @@ export class Supervisor implements AppHost {
       ppid: proc.ppid,
       rss: byPid.get(proc.pid)?.memory ?? proc.rssBytes,
       cpu: byPid.get(proc.pid)?.cpu ?? 0,
-      cmd: this.table.cmdline(proc),
+      cmd: maskCommand(this.table.cmdline(proc)),
     }));
     const { baseEnv: _hidden, ...spec } = app.spec;
     return {
       ...this.summary(app),
       instance: app.instance?.id ?? null,
       nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
-      definition: { ...spec, env: maskEnv(spec.env) },
+      definition: maskDefinition(spec),
       logs: appLogPaths(this.paths.home, app.name),
       tree,
       exits: app.exits,
@@ -505,7 +505,7 @@ export class Supervisor implements AppHost {
   }
 
   log(app: App | null, message: string): void {
-    const line = `${new Date().toISOString()} ${app ? `[${app.name}] ` : ''}${message}\n`;
+    const line = `${new Date().toISOString()} ${app ? `[${app.name}] ` : ''}${maskText(message)}\n`;
     try {
       appendFileSync(this.paths.daemonLog, line, { mode: 0o600 });
     } catch {
