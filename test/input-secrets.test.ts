@@ -60,3 +60,32 @@ test('secrets: show, show --json, events, notify test and daemon.log never print
   // The registry keeps what the app needs to run: masking is for display only.
   assert.match(readFileSync(join(rig.home, 'registry.json'), 'utf8'), /dbpass1/);
 });
+
+test('numbers: every size, count and duration is bounded where it is typed, with the flag or field named', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const huge = '99999999999999999999';
+  const refused: [string[], RegExp][] = [
+    [['start', 'sleep', '--max-memory', '99999999999999999999999T', '--', '100'], /field `maxMemory`: sizes are at most 1024T/],
+    [['start', 'sleep', '--max-restarts', huge, '--', '100'], /field `maxRestarts`: expected a whole number from 1 to 1000000/],
+    [['start', 'sleep', '--max-children', huge, '--', '100'], /field `maxChildren`: expected a whole number from 0 to 1000000/],
+    [['start', 'sleep', '--kill-timeout', '99999999d', '--', '100'], /field `killTimeout`: durations are at most 24d/],
+    [['events', '--lines', '20000'], /--lines expects a whole number from 1 to 10000, got '20000'/],
+    [['logs', 'nope', '--lines', huge], /--lines expects a whole number from 0 to 10000000/],
+    [['restart', 'all', '--wait', '--parallel', huge], /--parallel expects a whole number from 1 to 1000/],
+    [['reap', '--dry-run', '--pid', `${huge}:1`], /--pid: '99999999999999999999:1' is not a pid:startTime/],
+    [['startup', 'systemd', '--tasks-max', '1\nExecStartPre=/bin/true'], /--tasks-max expects a whole number from 1 to 4194304/],
+    [['startup', 'systemd', '--memory-max', '1G\nExecStartPre=/bin/true'], /--memory-max expects a size/],
+  ];
+  for (const [args, message] of refused) {
+    const result = await rig.cli(args);
+    assert.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, message, args.join(' '));
+    assert.doesNotMatch(result.stderr, /invalid request|protocol/, 'refused by the CLI, not at the protocol level');
+  }
+  const config = writeConfig(rig, { apps: [{ name: 'big', script: IDLE, maxMemory: '99999999999999999999999T', maxRestarts: 1e20, memoryBreachTicks: 1e20, health: { command: 'true', retries: 1e20 } }] });
+  const bad = await rig.cli(['start', config]);
+  assert.equal(bad.code, 1);
+  for (const field of ['maxMemory', 'maxRestarts', 'memoryBreachTicks', 'health.retries']) assert.match(bad.stderr, new RegExp(`${field.replace('.', '\\.')}\`?: .*(at most|to 1000000)`), field);
+  assert.deepEqual(await rig.ls(), [], 'nothing was started');
+});

@@ -15,6 +15,12 @@ import { DaemonClient } from './client.js';
 import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
+import { wholeNumberFlag } from './flags.js';
+
+/** What `events` can ask for at once (the daemon keeps fewer in memory anyway). */
+const MAX_EVENTS_QUERY = 10_000;
+/** Enough for any log agentpm keeps; bounded so a typo cannot ask for 10^20 lines. */
+const MAX_LOG_LINES = 10_000_000;
 
 const paths = homePaths(resolveHome());
 
@@ -278,8 +284,7 @@ program
   .addOption(new Option('--out', 'only stdout'))
   .action(async (name: string, options: { lines: string; follow?: boolean; err?: boolean; out?: boolean }) => {
     const { showLogs } = await import('./logs.js');
-    const lines = Number(options.lines);
-    if (!Number.isInteger(lines) || lines < 0) throw new AgentpmError('invalid-argument', `--lines expects a whole number, got '${options.lines}'`);
+    const lines = wholeNumberFlag('--lines', options.lines, 0, MAX_LOG_LINES);
     const streams = options.err ? (['err'] as const) : options.out ? (['out'] as const) : (['out', 'err'] as const);
     await showLogs(paths.home, name, { lines, follow: options.follow === true, streams: [...streams] });
   });
@@ -292,8 +297,7 @@ program
   .option('-f, --follow', 'keep printing events as they happen')
   .option('--json', 'one JSON event per line')
   .action(async (options: { app?: string; lines: string; follow?: boolean; json?: boolean }) => {
-    const limit = Number(options.lines);
-    if (!Number.isInteger(limit) || limit < 1) throw new AgentpmError('invalid-argument', `--lines expects a whole number >= 1, got '${options.lines}'`);
+    const limit = wholeNumberFlag('--lines', options.lines, 1, MAX_EVENTS_QUERY);
     const show = (event: AgentEvent): void => print(options.json ? JSON.stringify(event) : describeEvent(event));
     const client = await DaemonClient.connect(paths, { autostart: true });
     try {
@@ -404,8 +408,10 @@ program
   .option('--memory-max <size>', "MemoryMax for the whole fleet, e.g. '12G'")
   .action(async (system: string, options: { user?: boolean; install?: boolean; tasksMax?: string; memoryMax?: string }) => {
     if (system !== 'systemd') throw new AgentpmError('invalid-argument', `unknown init system '${system}'; supported: systemd`);
-    const { systemdUnit, installUnit } = await import('./startup.js');
-    const unit = systemdUnit({ home: paths.home, user: options.user === true, tasksMax: options.tasksMax ?? null, memoryMax: options.memoryMax ?? null });
+    const { systemdUnit, installUnit, unitTasksMax, unitMemoryMax } = await import('./startup.js');
+    const tasksMax = options.tasksMax === undefined ? null : unitTasksMax(options.tasksMax);
+    const memoryMax = options.memoryMax === undefined ? null : unitMemoryMax(options.memoryMax);
+    const unit = systemdUnit({ home: paths.home, user: options.user === true, tasksMax, memoryMax });
     if (!options.install) return print(unit);
     print(installUnit(unit, options.user === true));
   });

@@ -44,7 +44,11 @@ export function reapOptionsFrom(flags: ReapFlags): ReapOptions {
   const only = flags.pid?.map((text) => {
     const match = /^(\d+):(\d+)$/.exec(text);
     if (!match) throw new AgentpmError('invalid-argument', `--pid expects pid:startTime as printed by \`agentpm reap --dry-run --json\`, got '${text}'`);
-    return { pid: Number(match[1]), startTime: Number(match[2]) };
+    const pid = Number(match[1]);
+    const startTime = Number(match[2]);
+    // Linux pids are at most 2^22; a start time is in clock ticks since boot.
+    if (pid < 1 || pid > 4_194_304 || !Number.isSafeInteger(startTime)) throw new AgentpmError('invalid-argument', `--pid: '${text}' is not a pid:startTime this system can have`);
+    return { pid, startTime };
   });
   return {
     app: flags.app ?? null,

@@ -5,7 +5,7 @@
 import { GUARD_ACTIONS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
 import { maskText } from '../secrets.js';
 import { DEFAULTS } from './defaults.js';
-import { parseDuration, parseSize } from './units.js';
+import { MAX_COUNT, parseDuration, parseSize } from './units.js';
 
 export type Problem = (where: string, message: string) => void;
 
@@ -80,13 +80,14 @@ export function resolveHealth(input: unknown, where: string, problem: Problem): 
   if (command !== undefined && (typeof command !== 'string' || command === '')) problem(`${where}.command`, `expected a shell command, got ${show(command)}`);
   if (http === undefined && command === undefined) problem(where, 'needs http or command');
   const retries = health['retries'] ?? HEALTH_DEFAULTS.retries;
-  if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 1) problem(`${where}.retries`, `expected a whole number >= 1, got ${show(retries)}`);
+  const retriesOk = typeof retries === 'number' && Number.isInteger(retries) && retries >= 1 && retries <= MAX_COUNT;
+  if (!retriesOk) problem(`${where}.retries`, `expected a whole number from 1 to ${MAX_COUNT}, got ${show(retries)}`);
   return {
     http: typeof http === 'string' ? http : null,
     command: typeof command === 'string' ? command : null,
     intervalMs: Math.max(100, durationOf(health['interval'], HEALTH_DEFAULTS.interval, `${where}.interval`, problem)),
     timeoutMs: Math.max(50, durationOf(health['timeout'], HEALTH_DEFAULTS.timeout, `${where}.timeout`, problem)),
-    retries: typeof retries === 'number' && Number.isInteger(retries) && retries >= 1 ? retries : HEALTH_DEFAULTS.retries,
+    retries: retriesOk ? retries : HEALTH_DEFAULTS.retries,
     startPeriodMs: durationOf(health['startPeriod'], HEALTH_DEFAULTS.startPeriod, `${where}.startPeriod`, problem),
   };
 }

@@ -10,7 +10,7 @@ import { AgentpmError } from '../errors.js';
 import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
-import { parseDuration, parseSize } from './units.js';
+import { MAX_COUNT, parseDuration, parseSize } from './units.js';
 import { maskText } from '../secrets.js';
 
 export interface ResolveContext {
@@ -194,8 +194,8 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
   const count = (field: string, allowZero: boolean): number | null => {
     const value = app[field];
     if (value === undefined || value === null) return null;
-    if (typeof value === 'number' && Number.isInteger(value) && (allowZero ? value >= 0 : value > 0)) return value;
-    problem(field, `expected a whole number ${allowZero ? '>= 0' : '> 0'}, got ${show(value)}`);
+    if (typeof value === 'number' && Number.isInteger(value) && (allowZero ? value >= 0 : value > 0) && value <= MAX_COUNT) return value;
+    problem(field, `expected a whole number from ${allowZero ? 0 : 1} to ${MAX_COUNT}, got ${show(value)}`);
     return null;
   };
   let maxMemoryBytes: number | null = null;

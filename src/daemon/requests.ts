@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { MAX_DURATION_MS } from '../config/units.js';
+import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
 import { GUARD_ACTIONS, LIMIT_ACTIONS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
@@ -14,6 +14,9 @@ const appName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'app names are 1-64 characters of letters, digits, . _ - (not starting with . _ -)');
 const ms = z.number().int().nonnegative().max(MAX_DURATION_MS);
+// The same bounds as a config's: whatever passes the CLI passes here, and a hand-made request is held to them too.
+const count = z.number().int().positive().max(MAX_COUNT);
+const bytes = z.number().int().positive().max(MAX_SIZE_BYTES);
 const env = z.record(z.string(), z.string());
 
 const notifyHook = z.strictObject({
@@ -38,13 +41,13 @@ export const appSpecSchema = z.strictObject({
   restartDelayMs: ms,
   maxRestartDelayMs: ms,
   minUptimeMs: ms,
-  maxRestarts: z.number().int().positive().nullable(),
+  maxRestarts: count.nullable(),
   restartWindowMs: ms,
-  maxMemoryBytes: z.number().int().positive().nullable(),
-  maxChildren: z.number().int().nonnegative().nullable(),
+  maxMemoryBytes: bytes.nullable(),
+  maxChildren: z.number().int().nonnegative().max(MAX_COUNT).nullable(),
   memoryMetric: z.enum(MEMORY_METRICS),
-  memoryBreachTicks: z.number().int().positive(),
-  childrenBreachTicks: z.number().int().positive(),
+  memoryBreachTicks: count,
+  childrenBreachTicks: count,
   onLimit: z.enum(LIMIT_ACTIONS),
   reap: z.boolean(),
   watch: z.array(z.string().min(1)).max(100).nullable(),
@@ -57,7 +60,7 @@ export const appSpecSchema = z.strictObject({
       command: z.string().min(1).nullable(),
       intervalMs: ms.min(100),
       timeoutMs: ms.min(50),
-      retries: z.number().int().min(1),
+      retries: count,
       startPeriodMs: ms,
     })
     .nullable(),
@@ -119,7 +122,7 @@ const requestSchema = z.discriminatedUnion('type', [
       notify: z.array(notifyHook).max(20).optional(),
       guard: z
         .strictObject({
-          minAvailableBytes: z.number().int().positive().nullable(),
+          minAvailableBytes: bytes.nullable(),
           minAvailablePercent: z.number().positive().max(100).nullable(),
           pressureSomeAvg10: z.number().positive().max(100).nullable(),
         })
