@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { AgentEvent } from '../src/protocol.js';
-import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
+import { CLI, FIXTURES, ROOT, Rig, waitFor } from './helpers/rig.js';
 
 const IDLE = join(FIXTURES, 'idle.mjs');
 
@@ -88,4 +89,34 @@ test('numbers: every size, count and duration is bounded where it is typed, with
   assert.equal(bad.code, 1);
   for (const field of ['maxMemory', 'maxRestarts', 'memoryBreachTicks', 'health.retries']) assert.match(bad.stderr, new RegExp(`${field.replace('.', '\\.')}\`?: .*(at most|to 1000000)`), field);
   assert.deepEqual(await rig.ls(), [], 'nothing was started');
+});
+
+/** Runs the CLI with its stdout a pipe whose reader is already gone, as in `agentpm ls | head -0`. */
+function withClosedStdout(rig: Rig, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agentpm ${args.join(' ')} did not end after its reader went away`));
+    }, 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+test('EPIPE: every command whose reader went away ends quietly with status 141, following ones too', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'quiet']);
+  await waitFor(() => readFileSync(join(rig.home, 'logs', 'quiet.out.log'), 'utf8').includes('idle'), 'the app to log a line');
+  for (const args of [['daemon', 'status'], ['ls'], ['ls', '--json'], ['show', 'quiet'], ['events'], ['events', '--follow'], ['logs', 'quiet'], ['logs', 'quiet', '--follow']]) {
+    const result = await withClosedStdout(rig, args);
+    assert.equal(result.stderr, '', `${args.join(' ')} printed: ${result.stderr}`);
+    assert.equal(result.code, 141, args.join(' '));
+  }
 });

@@ -16,6 +16,7 @@ import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
 import { wholeNumberFlag } from './flags.js';
+import { exitQuietlyOnEpipe } from './epipe.js';
 
 /** What `events` can ask for at once (the daemon keeps fewer in memory anyway). */
 const MAX_EVENTS_QUERY = 10_000;
@@ -23,6 +24,8 @@ const MAX_EVENTS_QUERY = 10_000;
 const MAX_LOG_LINES = 10_000_000;
 
 const paths = homePaths(resolveHome());
+
+exitQuietlyOnEpipe();
 
 async function withDaemon<T>(autostart: boolean, use: (client: DaemonClient) => Promise<T>): Promise<T> {
   const client = await DaemonClient.connect(paths, { autostart });
