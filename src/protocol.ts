@@ -12,8 +12,19 @@ import type { MachineMemory } from './proc/machine.js';
 
 export type { MachineMemory } from './proc/machine.js';
 
-export const PROTOCOL_VERSION = 1;
-export const MAX_FRAME_BYTES = 1024 * 1024;
+/** 2: `start` carries the caller's environment once (`env`), not once per app. */
+export const PROTOCOL_VERSION = 2;
+/**
+ * The largest request the daemon reads. A start carries the caller's environment once, and Linux
+ * allows a process at most 2 MiB of arguments and environment by default (ARG_MAX): any environment
+ * fits. A start with more apps than fit is sent in several requests by the CLI (see cli/start-batches.ts).
+ */
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest reply a client reads: the daemon is trusted, and `ls` of 10,000 apps or 10,000 events
+ * are a few MB.
+ */
+export const MAX_REPLY_BYTES = 256 * 1024 * 1024;
 
 export type HealthState = 'starting' | 'healthy' | 'unhealthy';
 
@@ -360,7 +371,10 @@ export type Request =
   | { id: number; type: 'status' }
   | { id: number; type: 'ls' }
   | { id: number; type: 'show'; name: string }
-  | { id: number; type: 'start'; apps: AppSpec[]; ifRunning: IfRunning }
+  /** `env`: the caller's environment, once for every app (each app starts from it, its own `env` over it). */
+  | { id: number; type: 'start'; apps: AppDefinition[]; env: Record<string, string>; ifRunning: IfRunning }
+  /** `agentpm start <name>` of an app the daemon knows: its saved definition and environment, unchanged. */
+  | { id: number; type: 'start-saved'; names: string[]; ifRunning: 'refuse' | 'replace' }
   | { id: number; type: 'stop'; target: Target }
   | { id: number; type: 'restart'; target: Target }
   | { id: number; type: 'delete'; target: Target }
@@ -419,6 +433,7 @@ export interface ResultMap {
   ls: AppSummary[];
   show: AppDetail;
   start: StartResult;
+  'start-saved': StartResult;
   stop: ActionResult;
   restart: ActionResult;
   delete: ActionResult;

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION, type TickCost } from '../src/protocol.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION, type TickCost } from '../src/protocol.js';
 import { liveProcesses } from './helpers/procs.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
@@ -84,9 +84,9 @@ test('the daemon survives malformed, unknown, oversized, half-written and abando
   const served = await raw.reply(bad.length + 2);
   assert.deepEqual(served.at(-1), { id: 11, ok: true, result: [] });
 
-  // An oversized frame (> 1 MiB without a newline) gets an error and a closed connection.
+  // An oversized frame (> MAX_FRAME_BYTES without a newline) gets an error and a closed connection.
   const big = await Raw.open(socket);
-  big.send(`{"id":1,"type":"hello","pad":"${'x'.repeat(1024 * 1024 + 10)}`);
+  big.send(`{"id":1,"type":"hello","pad":"${'x'.repeat(MAX_FRAME_BYTES + 10)}`);
   const [tooLarge] = await big.reply(1);
   assert.equal((tooLarge?.['error'] as { code: string }).code, 'frame-too-large');
   await waitFor(() => big.closed, 'the oversized connection to close', 5000);

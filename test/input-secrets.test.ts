@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { AgentEvent } from '../src/protocol.js';
+import { DaemonClient } from '../src/cli/client.js';
+import { AgentpmError } from '../src/errors.js';
+import { homePaths } from '../src/home.js';
+import type { AgentEvent, AppSummary } from '../src/protocol.js';
+import { readProcess } from './helpers/procs.js';
 import { CLI, FIXTURES, ROOT, Rig, waitFor } from './helpers/rig.js';
 
 const IDLE = join(FIXTURES, 'idle.mjs');
@@ -119,4 +125,166 @@ test('EPIPE: every command whose reader went away ends quietly with status 141, 
     assert.equal(result.stderr, '', `${args.join(' ')} printed: ${result.stderr}`);
     assert.equal(result.code, 141, args.join(' '));
   }
+});
+
+/** The CLI run from another directory (the rig runs it from the repository). */
+function cliIn(rig: Rig, cwd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agentpm ${args.join(' ')} did not finish`));
+    }, 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('start <name>: a known app starts with its saved definition; options that would change it are refused; a file comes first, a command last', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', 'sleep', '--name', 'bot', '--', '300']);
+  await rig.ok(['stop', 'bot']);
+  const started = await rig.cli(['start', 'bot']);
+  assert.equal(started.code, 0, started.stderr);
+  const detail = await rig.show('bot');
+  assert.equal(detail.status, 'online');
+  assert.equal(detail.definition.script, 'sleep', 'the saved definition, not `script: bot`');
+  assert.deepEqual(detail.definition.args, ['300']);
+  await rig.ok(['restart', 'bot']);
+
+  const twice = await rig.cli(['start', 'bot']);
+  assert.equal(twice.code, 1);
+  assert.match(twice.stderr, /bot already running; use `agentpm restart bot`/);
+
+  for (const args of [['--max-memory', '1G'], ['--', '5'], ['--env', 'A=1'], ['--no-autorestart']]) {
+    const changed = await rig.cli(['start', 'bot', ...args]);
+    assert.equal(changed.code, 1, args.join(' '));
+    assert.match(changed.stderr, /bot is an app agentpm knows: .* cannot apply\. To change its definition, start its script again with the new options and --replace \(agentpm start sleep --name bot \.\.\. --replace\)/);
+  }
+  assert.equal((await rig.show('bot')).definition.maxMemoryBytes, null, 'a refused start changed nothing');
+
+  const pid = (await rig.app('bot')).pid;
+  const replaced = await rig.ok(['start', 'bot', '--replace']);
+  assert.match(replaced, /restarted \(--replace\): bot/);
+  const after = await rig.show('bot');
+  assert.notEqual(after.pid, pid);
+  assert.deepEqual([after.definition.script, after.definition.args], ['sleep', ['300']]);
+
+  // A known name that is also a command: the app. With --name naming another app: the command.
+  await rig.ok(['start', 'sleep', '--', '300']);
+  assert.match((await rig.cli(['start', 'sleep'])).stderr, /sleep already running/);
+  await rig.ok(['start', 'sleep', '--name', 'nap', '--', '300']);
+  assert.equal((await rig.show('nap')).definition.script, 'sleep');
+
+  // An existing file comes before a known name.
+  const dir = join(rig.home, 'project');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'worker'), '#!/bin/sh\nexec sleep 300\n');
+  chmodSync(join(dir, 'worker'), 0o755);
+  await rig.ok(['start', 'sleep', '--name', 'worker', '--', '300']);
+  await rig.ok(['stop', 'worker']);
+  const file = await cliIn(rig, dir, ['start', 'worker']);
+  assert.equal(file.code, 0, file.stderr);
+  assert.equal((await rig.show('worker')).definition.script, join(dir, 'worker'));
+});
+
+test('config loading is bounded: an await that never settles, a hang, process.exit, timers and output of a config', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const dir = join(rig.home, 'configs');
+  mkdirSync(dir);
+  const file = (name: string, text: string): string => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const apps = `export default { apps: [{ name: 'cfg', script: 'sleep', args: ['300'] }] };\n`;
+
+  const never = await rig.cli(['start', file('never.config.mts', `await new Promise<void>(() => {});\n${apps}`)]);
+  assert.equal(never.code, 1, 'not exit 0 printing nothing');
+  assert.match(never.stderr, /never\.config\.mts never finished loading: it awaits a promise that nothing can settle/);
+
+  const hangStarted = Date.now();
+  const hang = await rig.cli(['start', file('hang.config.mjs', `await new Promise(() => setInterval(() => {}, 1000));\n${apps}`)], { env: { AGENTPM_CONFIG_TIMEOUT: '1s' }, timeoutMs: 20_000 });
+  assert.equal(hang.code, 1);
+  assert.match(hang.stderr, /hang\.config\.mjs did not finish loading within 1s; nothing was started\..*AGENTPM_CONFIG_TIMEOUT/);
+  assert.ok(Date.now() - hangStarted < 15_000, 'bounded by the timeout');
+
+  const exits = await rig.cli(['start', file('exit.config.mjs', `process.exit(0);\n${apps}`)]);
+  assert.equal(exits.code, 1);
+  assert.match(exits.stderr, /exit\.config\.mjs exited with code 0 before it exported its apps; nothing was started\. A config must not call process\.exit\(\)/);
+  assert.equal(rig.daemonPid(), undefined, 'a config that fails to load starts no daemon');
+  assert.deepEqual(rig.tagged(), []);
+
+  const badTimeout = await rig.cli(['start', join(dir, 'exit.config.mjs')], { env: { AGENTPM_CONFIG_TIMEOUT: 'forever' } });
+  assert.match(badTimeout.stderr, /AGENTPM_CONFIG_TIMEOUT: expected a duration/);
+
+  // A config that leaves a timer running and prints: the command still ends, and --json stays JSON.
+  const busy = await rig.cli(['start', file('busy.config.mjs', `setInterval(() => {}, 1000);\nconsole.log('hello from the config');\n${apps}`), '--json'], { timeoutMs: 20_000 });
+  assert.equal(busy.code, 0, busy.stderr);
+  assert.deepEqual((JSON.parse(busy.stdout) as AppSummary[]).map((app) => app.name), ['cfg']);
+  assert.match(busy.stderr, /hello from the config/);
+});
+
+test('large starts: the environment is sent once, starts larger than a request go in several, what cannot fit is refused up front', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  // 20 apps, 120 KB of exported variables: 2.4 MB when every app carried the environment.
+  const exported = Object.fromEntries(Array.from({ length: 4 }, (_, index) => [`EXPORTED_${index}`, String(index).repeat(30 * 1024)]));
+  const twenty = writeConfig(rig, { apps: Array.from({ length: 20 }, (_, index) => ({ name: `env${index}`, script: 'sleep', args: ['300'] })) }, 'twenty.config.json');
+  const first = await rig.cli(['start', twenty], { env: exported });
+  assert.equal(first.code, 0, first.stderr);
+  const list = await rig.ls();
+  assert.equal(list.filter((app) => app.status === 'online').length, 20);
+  const root = readProcess(list[19]?.pid ?? 0);
+  assert.equal(root?.env.get('EXPORTED_3')?.length, 30 * 1024, 'each app starts from the caller\'s environment');
+
+  // 32 apps of 140 KB each: 4.5 MB of definitions, more than one request holds.
+  const blob = (index: number): Record<string, string> => ({ BLOB_A: `${index}`.padEnd(70 * 1024, 'a'), BLOB_B: `${index}`.padEnd(70 * 1024, 'b') });
+  const many = writeConfig(rig, { apps: Array.from({ length: 32 }, (_, index) => ({ name: `big${index}`, script: 'sleep', args: ['300'], env: blob(index) })) }, 'many.config.json');
+  const second = await rig.cli(['start', many], { timeoutMs: 60_000 });
+  assert.equal(second.code, 0, second.stderr);
+  const all = await rig.ls();
+  assert.equal(all.filter((app) => app.name.startsWith('big') && app.status === 'online').length, 32);
+  assert.equal(readProcess(all.find((app) => app.name === 'big31')?.pid ?? 0)?.env.get('BLOB_A')?.slice(0, 2), '31');
+
+  const huge = writeConfig(rig, { apps: [{ name: 'huge', script: 'sleep', args: ['300'], env: { BLOB: 'x'.repeat(5 * 1024 * 1024) } }] }, 'huge.config.json');
+  const refused = await rig.cli(['start', huge]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /the definition of huge is 5\.0 MB; .* does not fit in one request to the daemon \(at most 4\.0 MB\)\. Keep large data out of its args and env/);
+  assert.doesNotMatch(refused.stderr, /EPIPE/);
+  assert.equal((await rig.ls()).some((app) => app.name === 'huge'), false);
+});
+
+test('a request the daemon refuses as too large fails with the daemon\'s own message, not write EPIPE', async (t) => {
+  // A daemon with a smaller limit (another version): it reads part of the request, answers, closes.
+  const home = mkdtempSync(join(tmpdir(), 'agentpm-frame-'));
+  const server = createServer((socket) => {
+    let greeted = false;
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      if (!greeted) {
+        greeted = true;
+        const id = (JSON.parse(chunk.toString().split('\n')[0] ?? '{}') as { id: number }).id;
+        socket.write(`${JSON.stringify({ id, ok: true, result: { version: 'test', protocol: 2, pid: 1 } })}\n`);
+        return;
+      }
+      socket.end(`${JSON.stringify({ id: null, ok: false, error: { code: 'frame-too-large', message: 'a request larger than 1 MiB reached the daemon; the connection is closed' } })}\n`);
+      socket.destroySoon();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(homePaths(home).socket, resolve));
+  t.after(() => {
+    server.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+  const client = await DaemonClient.connect(homePaths(home), { autostart: false });
+  t.after(() => client.close());
+  await assert.rejects(client.request({ type: 'settings', settings: { unmanaged: [{ match: 'x'.repeat(3 * 1024 * 1024), olderThanMs: 0 }] } }), (error: unknown) => error instanceof AgentpmError && error.code === 'frame-too-large' && /larger than 1 MiB reached the daemon/.test(error.message));
 });

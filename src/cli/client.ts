@@ -8,10 +8,11 @@ import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentpmError, type ErrorPayload } from '../errors.js';
+import { formatBytes } from '../config/units.js';
+import { AgentpmError, type ErrorCode, type ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import { ensurePrivateHome, type HomePaths } from '../home.js';
-import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
+import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
@@ -27,13 +28,16 @@ export class DaemonClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closedReason: string | null = null;
+  private closedCode: ErrorCode = 'daemon-unreachable';
+  /** An error the daemon sent about the connection itself, before closing it. */
+  private daemonError: ErrorPayload | null = null;
   /** Receives events pushed after a `subscribe` request. */
   onEvent: ((event: AgentEvent) => void) | null = null;
   /** Called once when the connection ends, with the reason. */
   onClose: ((reason: string) => void) | null = null;
 
   private constructor(private readonly socket: Socket) {
-    const decoder = new LineDecoder();
+    const decoder = new LineDecoder(MAX_REPLY_BYTES);
     socket.on('data', (chunk: Buffer) => {
       const frames = decoder.push(chunk);
       if (frames === 'too-large') return this.fail('the daemon sent an oversized reply');
@@ -44,7 +48,8 @@ export class DaemonClient {
         else this.settle(message);
       }
     });
-    socket.on('error', (error) => this.fail(`connection error: ${error.message}`));
+    // A write cut off by the daemon closing (EPIPE) after it said why: its reason is the one to report.
+    socket.on('error', (error) => this.fail(this.daemonError?.message ?? `connection error: ${error.message}`, this.daemonError?.code));
     socket.on('close', () => this.fail('the daemon closed the connection'));
   }
 
@@ -68,11 +73,19 @@ export class DaemonClient {
   }
 
   request<B extends RequestBody>(body: B): Promise<ResultMap[B['type']]> {
-    if (this.closedReason) return Promise.reject(new AgentpmError('daemon-unreachable', this.closedReason));
+    if (this.closedReason) return Promise.reject(new AgentpmError(this.closedCode, this.closedReason));
     const id = this.nextId++;
+    const frame = encodeFrame({ ...body, id });
+    // The daemon would read a megabyte of it, answer frame-too-large and close: say so before sending.
+    const bytes = Buffer.byteLength(frame);
+    if (bytes > MAX_FRAME_BYTES) {
+      return Promise.reject(
+        new AgentpmError('frame-too-large', `this ${body.type} request is ${formatBytes(bytes)}, more than the daemon accepts in one request (${formatBytes(MAX_FRAME_BYTES)}); nothing was sent`),
+      );
+    }
     return new Promise<ResultMap[B['type']]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.socket.write(encodeFrame({ ...body, id }));
+      this.socket.write(frame);
     });
   }
 
@@ -83,7 +96,14 @@ export class DaemonClient {
   }
 
   private settle(response: Response): void {
-    if (response.id === null) return;
+    if (response.id === null) {
+      // An error about the connection itself (frame-too-large): every pending request fails with it.
+      if (!response.ok) {
+        this.daemonError = response.error;
+        this.fail(response.error.message, response.error.code);
+      }
+      return;
+    }
     const pending = this.pending.get(response.id);
     if (!pending) return;
     this.pending.delete(response.id);
@@ -91,10 +111,13 @@ export class DaemonClient {
     else pending.reject(new AgentpmError((response.error as ErrorPayload).code, response.error.message));
   }
 
-  private fail(reason: string): void {
-    if (this.closedReason === null) this.onClose?.(reason);
+  private fail(reason: string, code: ErrorCode = 'daemon-unreachable'): void {
+    if (this.closedReason === null) {
+      this.onClose?.(reason);
+      this.closedCode = code;
+    }
     this.closedReason ??= reason;
-    for (const pending of this.pending.values()) pending.reject(new AgentpmError('daemon-unreachable', reason));
+    for (const pending of this.pending.values()) pending.reject(new AgentpmError(code, reason));
     this.pending.clear();
   }
 }

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type DaemonSettings } from '../protocol.js';
+import { LIMIT_ACTIONS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseDuration, parseSize } from './units.js';
@@ -18,7 +18,6 @@ export interface ResolveContext {
   source: string;
   /** Relative scripts and cwds resolve against this directory. */
   baseDir: string;
-  baseEnv: Record<string, string>;
   /** The named environment to apply (`--env production`: each app's `env_production` over its `env`). */
   environment?: string | null;
 }
@@ -63,7 +62,11 @@ const ENVIRONMENT_FIELD = /^env_(.+)$/;
 
 type Record_ = Record<string, unknown>;
 
-export function resolveApps(config: unknown, context: ResolveContext): AppSpec[] {
+/**
+ * Definitions only: the environment an app starts from is the caller's, sent once with the start
+ * request (see protocol.ts), never copied into each definition.
+ */
+export function resolveApps(config: unknown, context: ResolveContext): AppDefinition[] {
   const problems: string[] = [];
   if (typeof config !== 'object' || config === null || !Array.isArray((config as Record_)['apps'])) {
     throw new AgentpmError('invalid-config', `${context.source}: expected an object with an \`apps\` array, e.g. export default defineConfig({ apps: [{ script: 'bot.ts' }] })`);
@@ -82,7 +85,7 @@ export function resolveApps(config: unknown, context: ResolveContext): AppSpec[]
       );
     }
   }
-  const specs: AppSpec[] = [];
+  const specs: AppDefinition[] = [];
   apps.forEach((app, index) => {
     const spec = resolveApp(app, index, context, problems);
     if (spec) specs.push(spec);
@@ -98,7 +101,7 @@ export function resolveApps(config: unknown, context: ResolveContext): AppSpec[]
   return specs;
 }
 
-function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppSpec | null {
+function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppDefinition | null {
   let where = `${context.source}: apps[${index}]`;
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     problems.push(`${where}: expected an object such as { script: 'bot.ts' }`);
@@ -232,7 +235,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     return fallback;
   };
 
-  const spec: AppSpec = {
+  const spec: AppDefinition = {
     name: typeof name === 'string' ? name : '',
     script: scriptPath,
     args: argList,
@@ -240,7 +243,6 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     interpreter: typeof interpreter === 'string' ? interpreter : null,
     interpreterArgs: Array.isArray(interpreterArgs) ? (interpreterArgs as string[]) : [],
     env,
-    baseEnv: context.baseEnv,
     stopSignal: String(stopSignal),
     killTimeoutMs: duration('killTimeout', DEFAULTS.killTimeout),
     autorestart: flag('autorestart', DEFAULTS.autorestart),

@@ -70,6 +70,9 @@ export const appSpecSchema = z.strictObject({
   oomScoreAdj: z.number().int().min(-1000).max(1000).nullable(),
 });
 
+/** A definition as a start request carries it: the environment it starts from comes once, with the request. */
+const appDefinitionSchema = appSpecSchema.omit({ baseEnv: true });
+
 const regex = z.string().min(1).max(1000).refine(
   (source) => {
     try {
@@ -91,7 +94,8 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('status') }),
   z.strictObject({ id, type: z.literal('ls') }),
   z.strictObject({ id, type: z.literal('show'), name: appName }),
-  z.strictObject({ id, type: z.literal('start'), apps: z.array(appSpecSchema).min(1), ifRunning: z.enum(['refuse', 'replace', 'apply']) }),
+  z.strictObject({ id, type: z.literal('start'), apps: z.array(appDefinitionSchema).min(1), env, ifRunning: z.enum(['refuse', 'replace', 'apply']) }),
+  z.strictObject({ id, type: z.literal('start-saved'), names: z.array(appName).min(1).max(10_000), ifRunning: z.enum(['refuse', 'replace']) }),
   z.strictObject({ id, type: z.literal('notify-test'), app: appName.nullable() }),
   z.strictObject({ id, type: z.literal('save') }),
   z.strictObject({ id, type: z.literal('resurrect') }),

@@ -9,7 +9,7 @@ import { AgentpmError, toErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import { ensurePrivateHome, type HomePaths } from '../home.js';
 import { readMachineMemory } from '../proc/machine.js';
-import { PROTOCOL_VERSION, type EventPush, type Request, type Response, type ResultMap } from '../protocol.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION, type EventPush, type Request, type Response, type ResultMap } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { parseRequest } from './requests.js';
 import type { Supervisor } from './supervisor.js';
@@ -100,7 +100,7 @@ export class ControlServer {
     socket.on('data', (chunk: Buffer) => {
       const frames = decoder.push(chunk);
       if (frames === 'too-large') {
-        send({ id: null, ok: false, error: { code: 'frame-too-large', message: 'request larger than 1 MiB; the connection is closed' } });
+        send({ id: null, ok: false, error: { code: 'frame-too-large', message: `a request larger than ${MAX_FRAME_BYTES / 1024 / 1024} MiB reached the daemon; the connection is closed` } });
         socket.end();
         socket.destroySoon();
         return;
@@ -169,8 +169,13 @@ export class ControlServer {
         return supervisor.list();
       case 'show':
         return supervisor.show(request.name);
-      case 'start':
-        return supervisor.start(request.apps, request.ifRunning);
+      case 'start': {
+        // One environment for every app of the request: the same object, not a copy per app.
+        const env = request.env;
+        return supervisor.start(request.apps.map((definition) => ({ ...definition, baseEnv: env })), request.ifRunning);
+      }
+      case 'start-saved':
+        return supervisor.startSaved(request.names, request.ifRunning);
       case 'stop':
         return { apps: await supervisor.stop(request.target) };
       case 'restart':

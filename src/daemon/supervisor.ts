@@ -288,6 +288,31 @@ export class Supervisor implements AppHost {
     return result;
   }
 
+  /**
+   * `agentpm start <name>` of a known app: its saved definition and environment, unchanged. A running
+   * app is refused (`restart` is the word for it) unless --replace asks for its tree to be replaced.
+   */
+  async startSaved(names: string[], ifRunning: 'refuse' | 'replace'): Promise<StartResult> {
+    const apps = this.resolve({ names });
+    const running = apps.filter((app) => app.active).map((app) => app.name);
+    if (ifRunning === 'refuse' && running.length > 0) {
+      const list = running.join(', ');
+      throw new AgentpmError('already-running', `${list} already running; use \`agentpm restart ${list}\``);
+    }
+    const result: StartResult = { apps: names, started: [], restarted: [], unchanged: [] };
+    for (const app of apps) {
+      if (app.active) {
+        await app.restart();
+        result.restarted.push(app.name);
+      } else {
+        await app.start();
+        result.started.push(app.name);
+      }
+    }
+    await this.watchers.ready(names);
+    return result;
+  }
+
   /** `agentpm save`: a snapshot of the app list (definitions and whether each should run). */
   save(): SaveResult {
     const apps = [...this.apps.values()].map((app) => ({ spec: app.spec, desired: app.active ? 'running' : app.desired }));
