@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { DaemonClient } from '../src/cli/client.js';
 import { AgentpmError } from '../src/errors.js';
 import { homePaths } from '../src/home.js';
-import type { AgentEvent, AppSummary } from '../src/protocol.js';
+import type { AgentEvent, AppSummary, ReapResult } from '../src/protocol.js';
 import { readProcess } from './helpers/procs.js';
 import { CLI, FIXTURES, ROOT, Rig, waitFor } from './helpers/rig.js';
 
@@ -287,4 +287,21 @@ test('a request the daemon refuses as too large fails with the daemon\'s own mes
   const client = await DaemonClient.connect(homePaths(home), { autostart: false });
   t.after(() => client.close());
   await assert.rejects(client.request({ type: 'settings', settings: { unmanaged: [{ match: 'x'.repeat(3 * 1024 * 1024), olderThanMs: 0 }] } }), (error: unknown) => error instanceof AgentpmError && error.code === 'frame-too-large' && /larger than 1 MiB reached the daemon/.test(error.message));
+});
+
+test('secrets: reap lists leaked processes with the credentials of their command lines masked', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  // An orphan of ours (reparented to init) whose command line carries a token.
+  const out = spawnSync('sh', ['-c', `sh -c 'sleep 6055; :' leak --token reapsecret1 >/dev/null 2>&1 & echo $!`], { encoding: 'utf8', env: rig.env });
+  const pid = Number(out.stdout.trim());
+  rig.ownPids.add(pid);
+  await waitFor(() => readProcess(pid)?.ppid === 1 || undefined, 'the orphan to be reparented');
+  const args = ['reap', '--unmanaged', '--match', '^sh -c sleep 6055; : leak --token reapsecret1$', '--older-than', '0', '--dry-run'];
+  const json = await rig.cli([...args, '--json']);
+  const result = JSON.parse(json.stdout) as ReapResult;
+  assert.deepEqual(result.found.map((item) => item.pid), [pid, ...result.found.slice(1).map((item) => item.pid)], 'found by the real command line');
+  assert.equal(result.found[0]?.cmd, 'sh -c sleep 6055; : leak --token ****');
+  const text = await rig.cli(args);
+  assert.ok(!`${json.stdout}${text.stdout}`.includes('reapsecret1'), text.stdout);
 });

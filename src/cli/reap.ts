@@ -3,6 +3,7 @@
  * alone from the process table and registry.json when none does.
  */
 import { formatBytes, formatDuration, parseDuration } from '../config/units.js';
+import { maskCommand } from '../secrets.js';
 import { DEFAULT_REAP_GRACE_MS, DEFAULT_UNMANAGED_MIN_AGE_MS } from '../config/defaults.js';
 import { AgentpmError } from '../errors.js';
 import type { HomePaths } from '../home.js';
@@ -87,6 +88,8 @@ export async function runReap(paths: HomePaths, flags: ReapFlags): Promise<numbe
     const table = await createProcessTable();
     result = await reap({ table, home: paths.home, viewOf: (home) => homeViewFromRegistry(home, table), protectedPids: [], daemon: false }, options);
   }
+  // Command lines of leaked processes carry tokens as often as definitions do; pid:startTime identifies them.
+  result = { ...result, found: result.found.map((item) => ({ ...item, cmd: maskCommand(item.cmd) })) };
   if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(`${renderReap(result)}\n`);
   return result.found.length > 0 ? EXIT_FOUND : EXIT_NOTHING_FOUND;
