@@ -26,6 +26,20 @@ export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_REPLY_BYTES = 256 * 1024 * 1024;
 
+/**
+ * How many of each list a definition or a request may hold. The daemon refuses more; a config and the
+ * command line check the same numbers first, so that the error names the field, not the protocol.
+ */
+export const LIST_LIMITS = {
+  watchPaths: 100,
+  ignorePatterns: 1000,
+  notifyHooks: 20,
+  unmanagedPatterns: 100,
+  /** Characters of a --match / reap.unmanaged regular expression. */
+  patternLength: 1000,
+  reapPids: 10_000,
+} as const;
+
 export type HealthState = 'starting' | 'healthy' | 'unhealthy';
 
 export const APP_STATUSES = ['stopped', 'starting', 'online', 'stopping', 'backoff', 'errored'] as const;

@@ -94,6 +94,22 @@ test('numbers: every size, count and duration is bounded where it is typed, with
   const bad = await rig.cli(['start', config]);
   assert.equal(bad.code, 1);
   for (const field of ['maxMemory', 'maxRestarts', 'memoryBreachTicks', 'health.retries']) assert.match(bad.stderr, new RegExp(`${field.replace('.', '\\.')}\`?: .*(at most|to 1000000)`), field);
+  // Lists the daemon bounds are bounded in the config too.
+  const lists = writeConfig(rig, {
+    notify: Array.from({ length: 21 }, () => ({ command: 'true' })),
+    reap: { unmanaged: [{ match: 'x'.repeat(1001) }] },
+    apps: [{ name: 'lists', script: IDLE, watch: Array.from({ length: 101 }, (_, index) => `dir${index}`), notify: Array.from({ length: 21 }, () => ({ command: 'true' })) }],
+  }, 'lists.config.json');
+  const tooMany = await rig.cli(['start', lists]);
+  assert.equal(tooMany.code, 1);
+  assert.match(tooMany.stderr, /field `watch`: at most 100 paths, got 101/);
+  assert.match(tooMany.stderr, /field `notify`: at most 20 hooks, got 21/);
+  assert.doesNotMatch(tooMany.stderr, /invalid request/);
+  const settings = writeConfig(rig, { notify: Array.from({ length: 21 }, () => ({ command: 'true' })), apps: [{ name: 'ok', script: IDLE }] }, 'settings.config.json');
+  assert.match((await rig.cli(['start', settings])).stderr, /notify: at most 20 hooks, got 21/);
+  const pattern = writeConfig(rig, { reap: { unmanaged: [{ match: 'x'.repeat(1001) }] }, apps: [{ name: 'ok', script: IDLE }] }, 'pattern.config.json');
+  assert.match((await rig.cli(['start', pattern])).stderr, /reap\.unmanaged\[0\]\.match: at most 1000 characters, got 1001/);
+  assert.match((await rig.cli(['reap', '--unmanaged', '--match', 'x'.repeat(1001), '--dry-run'])).stderr, /--match: at most 1000 characters/);
   assert.deepEqual(await rig.ls(), [], 'nothing was started');
 });
 

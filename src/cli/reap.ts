@@ -7,7 +7,7 @@ import { maskCommand } from '../secrets.js';
 import { DEFAULT_REAP_GRACE_MS, DEFAULT_UNMANAGED_MIN_AGE_MS } from '../config/defaults.js';
 import { AgentpmError } from '../errors.js';
 import type { HomePaths } from '../home.js';
-import type { OrphanInfo, ReapOptions, ReapResult } from '../protocol.js';
+import { LIST_LIMITS, type OrphanInfo, type ReapOptions, type ReapResult } from '../protocol.js';
 import { DaemonClient } from './client.js';
 import { renderTable } from './render.js';
 
@@ -34,6 +34,12 @@ export function reapOptionsFrom(flags: ReapFlags): ReapOptions {
   if (flags.olderThan && !flags.unmanaged) throw new AgentpmError('invalid-argument', '--older-than goes with --unmanaged');
   if (flags.unmanaged && flags.app) throw new AgentpmError('invalid-argument', '--app and --unmanaged do not go together: unmanaged processes belong to no app');
   let unmanaged: ReapOptions['unmanaged'] = null;
+  if (flags.match && flags.match.length > LIST_LIMITS.patternLength) {
+    throw new AgentpmError('invalid-argument', `--match: at most ${LIST_LIMITS.patternLength} characters, got ${flags.match.length}`);
+  }
+  if ((flags.pid?.length ?? 0) > LIST_LIMITS.reapPids) {
+    throw new AgentpmError('invalid-argument', `--pid: at most ${LIST_LIMITS.reapPids} processes at once, got ${flags.pid?.length}; run reap again for the rest`);
+  }
   if (flags.unmanaged && flags.match) {
     try {
       new RegExp(flags.match);

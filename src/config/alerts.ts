@@ -2,7 +2,7 @@
  * Validation of the alerting, health and guard sections of a config, pure. Each problem names where it
  * is, the bad value and what is allowed; the caller collects them and starts nothing if there are any.
  */
-import { GUARD_ACTIONS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
+import { GUARD_ACTIONS, LIST_LIMITS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
 import { maskText } from '../secrets.js';
 import { DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseDuration, parseSize } from './units.js';
@@ -35,6 +35,10 @@ function unknownKeys(input: Record_, allowed: readonly string[], where: string, 
 export function resolveNotify(input: unknown, where: string, problem: Problem): NotifyHook[] {
   if (input === undefined) return [];
   const list = Array.isArray(input) ? input : [input];
+  if (list.length > LIST_LIMITS.notifyHooks) {
+    problem(where, `at most ${LIST_LIMITS.notifyHooks} hooks, got ${list.length}; one command can fan out to several services`);
+    return [];
+  }
   return list.flatMap((entry, index): NotifyHook[] => {
     const at = Array.isArray(input) ? `${where}[${index}]` : where;
     if (typeof entry !== 'object' || entry === null) {

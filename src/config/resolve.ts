@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { LIMIT_ACTIONS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
+import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseDuration, parseSize } from './units.js';
@@ -222,9 +222,12 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
   if (watchInput === true) watch = [cwd];
   else if (Array.isArray(watchInput) && watchInput.every((item) => typeof item === 'string' && item !== '')) watch = watchInput.map((item) => resolve(cwd, item as string));
   else if (watchInput !== undefined && watchInput !== false) problem('watch', `expected true, false or an array of paths, got ${show(watchInput)}`);
+  if (watch !== null && watch.length > LIST_LIMITS.watchPaths) problem('watch', `at most ${LIST_LIMITS.watchPaths} paths, got ${watch.length}; watch their parent directories instead`);
   const ignoreInput = app['ignoreWatch'];
   if (ignoreInput !== undefined && !(Array.isArray(ignoreInput) && ignoreInput.every((item) => typeof item === 'string'))) {
     problem('ignoreWatch', `expected an array of paths or globs, got ${show(ignoreInput)}`);
+  } else if (Array.isArray(ignoreInput) && ignoreInput.length > LIST_LIMITS.ignorePatterns) {
+    problem('ignoreWatch', `at most ${LIST_LIMITS.ignorePatterns} patterns, got ${ignoreInput.length}; use globs`);
   }
 
   const integerIn = <T extends number | null>(field: string, min: number, max: number, fallback: T): number | T => {
@@ -312,12 +315,14 @@ export function resolveReapSettings(config: unknown, source: string): Partial<Da
   }
   if (unmanaged !== undefined) {
     if (!Array.isArray(unmanaged)) problems.push(`${where}.unmanaged: expected an array of { match, olderThan }, got ${show(unmanaged)}`);
+    else if (unmanaged.length > LIST_LIMITS.unmanagedPatterns) problems.push(`${where}.unmanaged: at most ${LIST_LIMITS.unmanagedPatterns} patterns, got ${unmanaged.length}; combine them with |`);
     else {
       settings.unmanaged = [];
       unmanaged.forEach((entry: unknown, index) => {
         const at = `${where}.unmanaged[${index}]`;
         const { match, olderThan } = (entry ?? {}) as Record_;
         if (typeof match !== 'string' || match === '') return problems.push(`${at}.match: required, a regular expression matched against command lines`);
+        if (match.length > LIST_LIMITS.patternLength) return problems.push(`${at}.match: at most ${LIST_LIMITS.patternLength} characters, got ${match.length}`);
         try {
           new RegExp(match);
         } catch (error) {

@@ -5,7 +5,7 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
 import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
-import { GUARD_ACTIONS, LIMIT_ACTIONS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
+import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
   message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
@@ -50,10 +50,10 @@ export const appSpecSchema = z.strictObject({
   childrenBreachTicks: count,
   onLimit: z.enum(LIMIT_ACTIONS),
   reap: z.boolean(),
-  watch: z.array(z.string().min(1)).max(100).nullable(),
-  ignoreWatch: z.array(z.string()).max(1000),
+  watch: z.array(z.string().min(1)).max(LIST_LIMITS.watchPaths).nullable(),
+  ignoreWatch: z.array(z.string()).max(LIST_LIMITS.ignorePatterns),
   watchDelayMs: ms,
-  notify: z.array(notifyHook).max(20),
+  notify: z.array(notifyHook).max(LIST_LIMITS.notifyHooks),
   health: z
     .strictObject({
       http: z.string().url().nullable(),
@@ -73,7 +73,7 @@ export const appSpecSchema = z.strictObject({
 /** A definition as a start request carries it: the environment it starts from comes once, with the request. */
 const appDefinitionSchema = appSpecSchema.omit({ baseEnv: true });
 
-const regex = z.string().min(1).max(1000).refine(
+const regex = z.string().min(1).max(LIST_LIMITS.patternLength).refine(
   (source) => {
     try {
       new RegExp(source);
@@ -113,7 +113,7 @@ const requestSchema = z.discriminatedUnion('type', [
       dryRun: z.boolean(),
       allHomes: z.boolean(),
       unmanaged: unmanaged.nullable(),
-      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(10_000).nullable(),
+      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(LIST_LIMITS.reapPids).nullable(),
       graceMs: ms,
     }),
   }),
@@ -122,8 +122,8 @@ const requestSchema = z.discriminatedUnion('type', [
     type: z.literal('settings'),
     settings: z.strictObject({
       reapIntervalMs: ms.min(1000).optional(),
-      unmanaged: z.array(unmanaged).max(100).optional(),
-      notify: z.array(notifyHook).max(20).optional(),
+      unmanaged: z.array(unmanaged).max(LIST_LIMITS.unmanagedPatterns).optional(),
+      notify: z.array(notifyHook).max(LIST_LIMITS.notifyHooks).optional(),
       guard: z
         .strictObject({
           minAvailableBytes: bytes.nullable(),
