@@ -12,8 +12,33 @@ import type { MachineMemory } from './proc/machine.js';
 
 export type { MachineMemory } from './proc/machine.js';
 
-export const PROTOCOL_VERSION = 1;
-export const MAX_FRAME_BYTES = 1024 * 1024;
+/** 2: `start` carries the caller's environment once (`env`), not once per app. */
+export const PROTOCOL_VERSION = 2;
+/**
+ * The largest request the daemon reads. A start carries the caller's environment once, and Linux
+ * allows a process at most 2 MiB of arguments and environment by default (ARG_MAX): any environment
+ * fits. A start with more apps than fit is sent in several requests by the CLI (see cli/start-batches.ts).
+ */
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest reply a client reads: the daemon is trusted, and `ls` of 10,000 apps or 10,000 events
+ * are a few MB.
+ */
+export const MAX_REPLY_BYTES = 256 * 1024 * 1024;
+
+/**
+ * How many of each list a definition or a request may hold. The daemon refuses more; a config and the
+ * command line check the same numbers first, so that the error names the field, not the protocol.
+ */
+export const LIST_LIMITS = {
+  watchPaths: 100,
+  ignorePatterns: 1000,
+  notifyHooks: 20,
+  unmanagedPatterns: 100,
+  /** Characters of a --match / reap.unmanaged regular expression. */
+  patternLength: 1000,
+  reapPids: 10_000,
+} as const;
 
 export type HealthState = 'starting' | 'healthy' | 'unhealthy';
 
@@ -110,6 +135,12 @@ export interface AppSpec {
   oomScoreAdj: number | null;
 }
 
+/**
+ * A definition as the CLI sends it and `show` returns it: without the environment it starts from, which a
+ * start request carries once for all its apps (see `start`) and which is never shown.
+ */
+export type AppDefinition = Omit<AppSpec, 'baseEnv'>;
+
 /** What alerting can be subscribed to: a stable vocabulary over the event stream. */
 export const NOTIFY_KINDS = [
   'crash',
@@ -202,7 +233,7 @@ export interface AppDetail extends AppSummary {
   instance: string | null;
   /** When the current backoff ends (ISO 8601), if status is backoff. */
   nextStartAt: string | null;
-  definition: Omit<AppSpec, 'baseEnv'>;
+  definition: AppDefinition;
   logs: { out: string; err: string };
   tree: TreeProcess[];
   /** Recent exits, newest first. */
@@ -354,7 +385,10 @@ export type Request =
   | { id: number; type: 'status' }
   | { id: number; type: 'ls' }
   | { id: number; type: 'show'; name: string }
-  | { id: number; type: 'start'; apps: AppSpec[]; ifRunning: IfRunning }
+  /** `env`: the caller's environment, once for every app (each app starts from it, its own `env` over it). */
+  | { id: number; type: 'start'; apps: AppDefinition[]; env: Record<string, string>; ifRunning: IfRunning }
+  /** `agentpm start <name>` of an app the daemon knows: its saved definition and environment, unchanged. */
+  | { id: number; type: 'start-saved'; names: string[]; ifRunning: 'refuse' | 'replace' }
   | { id: number; type: 'stop'; target: Target }
   | { id: number; type: 'restart'; target: Target }
   | { id: number; type: 'delete'; target: Target }
@@ -413,6 +447,7 @@ export interface ResultMap {
   ls: AppSummary[];
   show: AppDetail;
   start: StartResult;
+  'start-saved': StartResult;
   stop: ActionResult;
   restart: ActionResult;
   delete: ActionResult;

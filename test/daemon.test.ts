@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION, type TickCost } from '../src/protocol.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION, type TickCost } from '../src/protocol.js';
 import { liveProcesses } from './helpers/procs.js';
 import { hello, Raw } from './helpers/raw.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
@@ -48,9 +48,9 @@ test('the daemon survives malformed, unknown, oversized, half-written and abando
   assert.ok(served.slice(bad.length).some((reply) => (reply['error'] as { code?: string } | undefined)?.code === 'bad-request'));
   assert.deepEqual(served.at(-1), { id: 11, ok: true, result: [] });
 
-  // An oversized frame (> 1 MiB without a newline) gets an error and a closed connection.
+  // An oversized frame (> MAX_FRAME_BYTES without a newline) gets an error and a closed connection.
   const big = await Raw.open(socket);
-  big.send(`{"id":1,"type":"hello","pad":"${'x'.repeat(1024 * 1024 + 10)}`);
+  big.send(`{"id":1,"type":"hello","pad":"${'x'.repeat(MAX_FRAME_BYTES + 10)}`);
   const [tooLarge] = await big.reply(1);
   assert.equal((tooLarge?.['error'] as { code: string }).code, 'frame-too-large');
   await waitFor(() => big.closed, 'the oversized connection to close', 5000);

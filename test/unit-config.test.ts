@@ -7,11 +7,10 @@ import { isConfigFile } from '../src/config/load.js';
 import { closest, resolveApps, type ResolveContext } from '../src/config/resolve.js';
 import { defineConfig } from '../src/index.js';
 import { AgentpmError } from '../src/errors.js';
-import type { AppSpec } from '../src/protocol.js';
+import type { AppDefinition } from '../src/protocol.js';
 
 let baseDir: string;
 let context: ResolveContext;
-const baseEnv = { PATH: '/usr/bin:/bin', HOME: '/home/someone' };
 
 before(() => {
   baseDir = mkdtempSync(join(tmpdir(), 'agentpm-unit-config-'));
@@ -19,7 +18,7 @@ before(() => {
   writeFileSync(join(baseDir, 'worker.js'), '\n');
   mkdirSync(join(baseDir, 'sub'));
   writeFileSync(join(baseDir, 'sub', 'agent.py'), '\n');
-  context = { source: join(baseDir, 'ecosystem.config.ts'), baseDir, baseEnv };
+  context = { source: join(baseDir, 'ecosystem.config.ts'), baseDir };
 });
 
 after(() => {
@@ -40,7 +39,7 @@ function refusal(config: unknown): string {
   return caught.message;
 }
 
-function only(config: unknown): AppSpec {
+function only(config: unknown): AppDefinition {
   const specs = resolveApps(config, context);
   assert.equal(specs.length, 1);
   const [spec] = specs;
@@ -59,7 +58,6 @@ describe('resolveApps: accepted configs', () => {
       interpreter: null,
       interpreterArgs: [],
       env: {},
-      baseEnv,
       stopSignal: 'SIGTERM',
       killTimeoutMs: 10_000,
       autorestart: true,
@@ -84,7 +82,7 @@ describe('resolveApps: accepted configs', () => {
       priority: 0,
       guardAction: 'restart',
       oomScoreAdj: null,
-    } satisfies AppSpec);
+    } satisfies AppDefinition);
   });
 
   test('parses given values: durations, sizes, args, env, cwd', () => {
@@ -207,7 +205,7 @@ describe('resolveApps: refused configs', () => {
     });
     assert.match(text, /^4 problems in the configuration; nothing was started:/);
     assert.match(text, /apps\[0\] \("bot"\): field `killTimeout`: expected a duration .* got 'soon'/);
-    assert.match(text, /apps\[0\] \("bot"\): field `maxRestarts`: expected a whole number > 0, got 0/);
+    assert.match(text, /apps\[0\] \("bot"\): field `maxRestarts`: expected a whole number from 1 to 1000000, got 0/);
     assert.match(text, /apps\[1\] \("nope"\): field `script`: .*nope\.js does not exist/);
     assert.match(text, /apps\[1\] \("nope"\): field `stopSignal`: .*got 'SIGNOPE'/);
     assert.equal(text.split('\n').length, 5);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { classifyExit, type ExitFacts } from '../src/daemon/forensics.js';
-import { maskEnv } from '../src/mask.js';
 
 function facts(overrides: Partial<ExitFacts>): ExitFacts {
   return { code: null, signal: null, stopReason: null, oomKillRose: false, statusKnown: true, ...overrides };
@@ -53,58 +52,5 @@ describe('classifyExit', () => {
   test('an unknown exit status is vanished, whatever else is known', () => {
     assert.deepEqual(classifyExit(facts({ statusKnown: false })), { reason: 'vanished', signal: null });
     assert.deepEqual(classifyExit(facts({ statusKnown: false, code: 137, signal: 'SIGKILL', oomKillRose: true })), { reason: 'vanished', signal: null });
-  });
-});
-
-describe('maskEnv', () => {
-  test('masks values whose names look secret, case-insensitively', () => {
-    const masked = maskEnv({
-      OPENAI_API_KEY: 'sk-123',
-      github_token: 'ghp_abc',
-      CLIENT_SECRET: 's',
-      DB_PASSWORD: 'p',
-      SMTP_PASSWD: 'p',
-      GOOGLE_CREDENTIALS: '{}',
-      EMPTY_TOKEN: '',
-    });
-    assert.deepEqual(masked, {
-      OPENAI_API_KEY: '****',
-      github_token: '****',
-      CLIENT_SECRET: '****',
-      DB_PASSWORD: '****',
-      SMTP_PASSWD: '****',
-      GOOGLE_CREDENTIALS: '****',
-      EMPTY_TOKEN: '****',
-    });
-  });
-
-  test('leaves other values alone, in order', () => {
-    const env = { NODE_ENV: 'production', PORT: '8080', LOG_LEVEL: 'debug', API_KEY: 'k' };
-    const masked = maskEnv(env);
-    assert.deepEqual(masked, { NODE_ENV: 'production', PORT: '8080', LOG_LEVEL: 'debug', API_KEY: '****' });
-    assert.deepEqual(Object.keys(masked), ['NODE_ENV', 'PORT', 'LOG_LEVEL', 'API_KEY']);
-  });
-
-  test('returns a copy and does not touch the input', () => {
-    const env = { SECRET: 'x' };
-    const masked = maskEnv(env);
-    assert.notEqual(masked, env);
-    assert.deepEqual(env, { SECRET: 'x' });
-    assert.deepEqual(maskEnv({}), {});
-  });
-
-  test('masks MYSQL_PWD-style and *_AUTH* names, and the password inside URLs', () => {
-    const masked = maskEnv({
-      MYSQL_PWD: 'p',
-      BASIC_AUTH: 'u:p',
-      DATABASE_URL: 'postgres://app:s3cret@db:5432/main',
-      PLAIN_URL: 'https://example.com/path?q=1',
-    });
-    assert.deepEqual(masked, {
-      MYSQL_PWD: '****',
-      BASIC_AUTH: '****',
-      DATABASE_URL: 'postgres://app:****@db:5432/main',
-      PLAIN_URL: 'https://example.com/path?q=1',
-    });
   });
 });

@@ -110,7 +110,7 @@ describe('fromPm2', () => {
 
   test("the result is a valid agentpm config, and PM2's sizes parse to the same bytes as in PM2", () => {
     const { config } = fromPm2(PM2_FILE, 'ecosystem.config.js');
-    const [api, worker] = resolveApps(config, { source: 'ecosystem.config.js', baseDir, baseEnv: {}, environment: 'production' });
+    const [api, worker] = resolveApps(config, { source: 'ecosystem.config.js', baseDir, environment: 'production' });
     assert.equal(api?.script, join(baseDir, 'api', 'server.js'));
     assert.equal(api?.cwd, join(baseDir, 'api'));
     assert.deepEqual(api?.args, ['--port', '3000']);

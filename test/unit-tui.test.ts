@@ -39,7 +39,7 @@ function proc(pid: number, ppid: number, cmd = `cmd-${pid}`): TreeProcess {
 const STATUS: DaemonStatus = {
   pid: 42,
   version: '0.1.0',
-  protocol: 1,
+  protocol: 2,
   uptimeMs: 1000,
   home: '/tmp/home',
   apps: 2,
@@ -365,7 +365,7 @@ describe('actions', () => {
     }
   });
 
-  test('start is a restart of a stopped app, and refused for a running one', async () => {
+  test('start starts the saved definition of a stopped app, and is refused for a running one', async () => {
     const running = planAction('start', app('a'));
     assert.equal(running.kind, 'refused');
     const stopped = planAction('start', app('a', { status: 'stopped', pid: null }));
@@ -373,7 +373,7 @@ describe('actions', () => {
     if (stopped.kind !== 'request') return;
     const { sent, request } = recorder();
     assert.equal(await stopped.run(request), 'started a');
-    assert.deepEqual(sent, [{ type: 'restart', target: { names: ['a'] } }]);
+    assert.deepEqual(sent, [{ type: 'start-saved', names: ['a'], ifRunning: 'refuse' }]);
     assert.equal(planAction('signal', app('a', { pid: null })).kind, 'refused');
   });
 

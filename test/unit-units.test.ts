@@ -156,3 +156,12 @@ describe('formatDuration', () => {
     assert.equal(formatDuration(10 * 86_400_000 + 5), '10d');
   });
 });
+
+test('parseSize: bounded at 1 PiB, as text and as a number', () => {
+  assert.deepEqual(parseSize('1024T'), { ok: true, value: 1024 ** 5 });
+  for (const input of ['1025T', '99999999999999999999999T', 1024 ** 5 + 1, 1e30]) {
+    const parsed = parseSize(input);
+    assert.equal(parsed.ok, false, String(input));
+    if (!parsed.ok) assert.match(parsed.message, /sizes are at most 1024T/);
+  }
+});

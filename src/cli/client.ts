@@ -8,11 +8,12 @@ import { closeSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { formatBytes } from '../config/units.js';
 import { AgentpmError, type ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.js';
 import { openOwnedFile, readOwnedFile } from '../safe-files.js';
-import { PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
+import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
@@ -42,7 +43,7 @@ export class DaemonClient {
   onClose: ((reason: string) => void) | null = null;
 
   private constructor(private readonly socket: Socket) {
-    const decoder = new LineDecoder();
+    const decoder = new LineDecoder(MAX_REPLY_BYTES);
     socket.on('data', (chunk: Buffer) => {
       const frames = decoder.push(chunk);
       if (frames === 'too-large') return this.fail('the daemon sent an oversized reply');
@@ -53,6 +54,7 @@ export class DaemonClient {
         else this.settle(message);
       }
     });
+    // A write cut off by the daemon closing (EPIPE) after it said why: fail() reports the farewell.
     socket.on('error', (error) => this.fail(`connection error: ${error.message}`));
     socket.on('close', () => this.fail('the daemon closed the connection'));
   }
@@ -116,9 +118,17 @@ export class DaemonClient {
   request<B extends RequestBody>(body: B): Promise<ResultMap[B['type']]> {
     if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
+    const frame = encodeFrame({ ...body, id });
+    // The daemon would read a megabyte of it, answer frame-too-large and close: say so before sending.
+    const bytes = Buffer.byteLength(frame);
+    if (bytes > MAX_FRAME_BYTES) {
+      return Promise.reject(
+        new AgentpmError('frame-too-large', `this ${body.type} request is ${formatBytes(bytes)}, more than the daemon accepts in one request (${formatBytes(MAX_FRAME_BYTES)}); nothing was sent`),
+      );
+    }
     return new Promise<ResultMap[B['type']]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.socket.write(encodeFrame({ ...body, id }));
+      this.socket.write(frame);
     });
   }
 
@@ -130,7 +140,12 @@ export class DaemonClient {
 
   private settle(response: Response): void {
     if (response.id === null) {
-      if (!response.ok) this.farewell = response.error;
+      // The daemon's last word before it closes the connection (frame-too-large, slow-consumer, a
+      // refused client): every pending request fails with it now, not with the EPIPE or close after it.
+      if (!response.ok) {
+        this.farewell = response.error;
+        this.fail(response.error.message);
+      }
       return;
     }
     const pending = this.pending.get(response.id);

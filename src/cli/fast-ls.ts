@@ -6,6 +6,9 @@
 import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';
 import { DaemonClient } from './client.js';
+import { exitQuietlyOnEpipe } from './epipe.js';
+
+exitQuietlyOnEpipe();
 
 export async function runLs(json: boolean): Promise<void> {
   const client = await DaemonClient.connect(homePaths(resolveHome()), { autostart: true });

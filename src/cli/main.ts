@@ -4,17 +4,23 @@
  * are imported lazily so that `agentpm ls` starts about as fast as node itself.
  */
 import { Command, Option } from 'commander';
-import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome, type HomePaths } from '../home.js';
-import type { LoadedConfig } from '../config/load.js';
 import type { AgentEvent, RequestBody, ResultMap, Target } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { DaemonClient } from './client.js';
 import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
+import { normalizeSignal, wholeNumberFlag } from './flags.js';
+import type { StartOptions } from './start.js';
+import { exitQuietlyOnEpipe } from './epipe.js';
+
+/** What `events` can ask for at once (the daemon keeps fewer in memory anyway). */
+const MAX_EVENTS_QUERY = 10_000;
+/** Enough for any log agentpm keeps; bounded so a typo cannot ask for 10^20 lines. */
+const MAX_LOG_LINES = 10_000_000;
 
 let resolvedPaths: HomePaths | undefined;
 /**
@@ -25,6 +31,8 @@ function paths(): HomePaths {
   resolvedPaths ??= homePaths(resolveHome());
   return resolvedPaths;
 }
+
+exitQuietlyOnEpipe();
 
 async function withDaemon<T>(autostart: boolean, use: (client: DaemonClient) => Promise<T>): Promise<T> {
   const client = await DaemonClient.connect(paths(), { autostart });
@@ -52,93 +60,8 @@ function targetOf(names: string[]): Target {
   return { names };
 }
 
-function normalizeSignal(input: string): string {
-  const name = input.toUpperCase().startsWith('SIG') ? input.toUpperCase() : `SIG${input.toUpperCase()}`;
-  if (!(name in constants.signals)) {
-    throw new AgentpmError('invalid-argument', `unknown signal ${input}; use a name such as SIGTERM, SIGINT, SIGHUP, SIGUSR1`);
-  }
-  return name;
-}
-
-function callerEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-  return env;
-}
-
-/** A whole number from a flag, or the text itself so that validation reports it as given. */
-function wholeNumber(text: string): number | string {
-  return /^\d+$/.test(text) ? Number(text) : text;
-}
-
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-interface StartOptions {
-  name?: string;
-  cwd?: string;
-  env: string[];
-  interpreter?: string;
-  interpreterArgs?: string;
-  killTimeout?: string;
-  stopSignal?: string;
-  autorestart: boolean;
-  restartDelay?: string;
-  maxRestarts?: string;
-  maxMemory?: string;
-  maxChildren?: string;
-  onLimit?: string;
-  only?: string;
-  replace?: boolean;
-  json?: boolean;
-}
-
-async function specsForStart(target: string, args: string[], options: StartOptions): Promise<LoadedConfig> {
-  const { isConfigFile, loadConfigFile } = await import('../config/load.js');
-  if (isConfigFile(target)) {
-    const scriptOnly = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'onLimit'] as const;
-    const given = scriptOnly.filter((key) => options[key] !== undefined);
-    if (given.length > 0 || args.length > 0 || !options.autorestart) {
-      throw new AgentpmError('invalid-argument', `${target} is a config file; options such as --${given[0] ?? 'name'} apply to a single script. Set them in the config instead.`);
-    }
-    // For a config file, --env names an environment: each app's env_<name> over its env (PM2 style).
-    const [environment, ...more] = options.env;
-    if (more.length > 0 || environment?.includes('=')) {
-      throw new AgentpmError(
-        'invalid-argument',
-        `with a config file, --env takes one environment name (its apps' env_<name> blocks), e.g. --env production; got ${options.env.map((item) => `'${item}'`).join(', ')}. Set variables in the config's env or env_<name> instead.`,
-      );
-    }
-    const only = options.only?.split(',').map((name) => name.trim()).filter(Boolean);
-    if (options.only !== undefined && only?.length === 0) throw new AgentpmError('invalid-argument', `--only expects app names separated by commas, got '${options.only}'`);
-    const loaded = await loadConfigFile(target, callerEnv(), { environment: environment ?? null, only: only ?? null });
-    for (const warning of loaded.warnings ?? []) process.stderr.write(`agentpm: warning: ${warning}\n`);
-    return loaded;
-  }
-  if (options.only !== undefined) throw new AgentpmError('invalid-argument', `--only selects apps of a config file; ${target} is a script`);
-  const { resolveApps } = await import('../config/resolve.js');
-  const env: Record<string, string> = {};
-  for (const pair of options.env) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new AgentpmError('invalid-argument', `--env expects NAME=value, got '${pair}' (a bare name such as --env production selects an environment of a config file)`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  const app: Record<string, unknown> = { script: target, args, env, autorestart: options.autorestart };
-  if (options.name !== undefined) app['name'] = options.name;
-  if (options.cwd !== undefined) app['cwd'] = options.cwd;
-  if (options.interpreter !== undefined) app['interpreter'] = options.interpreter;
-  if (options.interpreterArgs !== undefined) app['interpreterArgs'] = options.interpreterArgs.split(' ').filter(Boolean);
-  if (options.killTimeout !== undefined) app['killTimeout'] = options.killTimeout;
-  if (options.stopSignal !== undefined) app['stopSignal'] = normalizeSignal(options.stopSignal);
-  if (options.restartDelay !== undefined) app['restartDelay'] = options.restartDelay;
-  if (options.maxRestarts !== undefined) app['maxRestarts'] = wholeNumber(options.maxRestarts);
-  if (options.maxMemory !== undefined) app['maxMemory'] = options.maxMemory;
-  if (options.maxChildren !== undefined) app['maxChildren'] = wholeNumber(options.maxChildren);
-  if (options.onLimit !== undefined) app['onLimit'] = options.onLimit;
-  const baseDir = process.cwd();
-  if (options.cwd !== undefined) app['cwd'] = resolve(baseDir, options.cwd);
-  return { apps: resolveApps({ apps: [app] }, { source: 'command line', baseDir, baseEnv: callerEnv() }), settings: null };
 }
 
 const program = new Command();
@@ -150,8 +73,8 @@ program
 
 program
   .command('start')
-  .description('start a script, or every app of a config file (ecosystem.config.ts, *.config.js, *.json)')
-  .argument('<script|config>', 'script to run, or a config file')
+  .description('start every app of a config file, a script, a known app by name, or a command on PATH')
+  .argument('<config|script|name|command>', 'in this order: a config file, an existing file (a script), the name of an app agentpm knows (its saved definition), a command on PATH')
   .argument('[args...]', 'arguments for the script (after --)')
   .option('-n, --name <name>', 'app name (default: the script file name)')
   .option('--cwd <dir>', 'working directory (default: the current directory)')
@@ -167,24 +90,30 @@ program
   .option('--max-memory <size>', "whole-tree memory limit, e.g. '1.5G'")
   .option('--max-children <n>', 'limit of live descendants of the root (fork storms are frozen and killed)')
   .option('--on-limit <action>', "'restart' (default) or 'kill-offender' (end the largest/newest descendants first)")
-  .option('--replace', 'if the app is running, stop its whole tree and start the new definition')
+  .option('--replace', 'if the app is running, stop its whole tree and start it again (with the new definition, if options give one)')
   .option('--json', 'print the app list as JSON')
   .addHelpText(
     'after',
-    '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts --env production --only bot,worker\n  agentpm start ecosystem.config.js           # a PM2 ecosystem file works too',
+    '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start bot                           # a stopped app, by name, with its saved definition\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts --env production --only bot,worker\n  agentpm start ecosystem.config.js           # a PM2 ecosystem file works too',
   )
   .action(async (target: string, args: string[], options: StartOptions) => {
-    const { apps, settings } = await specsForStart(target, args, options);
-    const { isConfigFile } = await import('../config/load.js');
-    // Re-running start with a config applies it (restarting only what changed); a script started twice is refused.
-    const ifRunning = options.replace ? 'replace' : isConfigFile(target) ? 'apply' : 'refuse';
-    const { result, list } = await withDaemon(true, async (client) => {
-      if (settings) await client.request({ type: 'settings', settings });
-      const started = await client.request({ type: 'start', apps, ifRunning });
-      return { result: started, list: await client.request({ type: 'ls' }) };
-    });
+    const { planStart, executeStart } = await import('./start.js');
+    let client: DaemonClient | null = null;
+    const connect = async (): Promise<DaemonClient> => (client ??= await DaemonClient.connect(paths(), { autostart: true }));
+    let result: ResultMap['start'];
+    let list: ResultMap['ls'];
+    let saved = false;
+    try {
+      const plan = await planStart(target, args, options, connect);
+      saved = plan.kind === 'saved';
+      const daemon = await connect();
+      result = await executeStart(plan, options, daemon);
+      list = await daemon.request({ type: 'ls' });
+    } finally {
+      (client as DaemonClient | null)?.close();
+    }
     if (options.json) return printJson(list);
-    if (result.restarted.length > 0) print(`restarted with a changed definition: ${result.restarted.join(', ')}`);
+    if (result.restarted.length > 0) print(`${saved ? 'restarted (--replace)' : 'restarted with a changed definition'}: ${result.restarted.join(', ')}`);
     if (result.unchanged.length > 0) print(`unchanged, left running: ${result.unchanged.join(', ')}`);
     print(renderList(list));
   });
@@ -286,8 +215,7 @@ program
   .addOption(new Option('--out', 'only stdout'))
   .action(async (name: string, options: { lines: string; follow?: boolean; err?: boolean; out?: boolean }) => {
     const { showLogs } = await import('./logs.js');
-    const lines = Number(options.lines);
-    if (!Number.isInteger(lines) || lines < 0) throw new AgentpmError('invalid-argument', `--lines expects a whole number, got '${options.lines}'`);
+    const lines = wholeNumberFlag('--lines', options.lines, 0, MAX_LOG_LINES);
     const streams = options.err ? (['err'] as const) : options.out ? (['out'] as const) : (['out', 'err'] as const);
     await showLogs(paths().home, name, { lines, follow: options.follow === true, streams: [...streams] });
   });
@@ -300,8 +228,7 @@ program
   .option('-f, --follow', 'keep printing events as they happen')
   .option('--json', 'one JSON event per line')
   .action(async (options: { app?: string; lines: string; follow?: boolean; json?: boolean }) => {
-    const limit = Number(options.lines);
-    if (!Number.isInteger(limit) || limit < 1) throw new AgentpmError('invalid-argument', `--lines expects a whole number >= 1, got '${options.lines}'`);
+    const limit = wholeNumberFlag('--lines', options.lines, 1, MAX_EVENTS_QUERY);
     const show = (event: AgentEvent): void => print(options.json ? JSON.stringify(event) : describeEvent(event));
     const client = await DaemonClient.connect(paths(), { autostart: true });
     try {
@@ -415,8 +342,10 @@ program
   .option('--memory-max <size>', "MemoryMax for the whole fleet, e.g. '12G'")
   .action(async (system: string, options: { user?: boolean; install?: boolean; tasksMax?: string; memoryMax?: string }) => {
     if (system !== 'systemd') throw new AgentpmError('invalid-argument', `unknown init system '${system}'; supported: systemd`);
-    const { systemdUnit, installUnit } = await import('./startup.js');
-    const unit = systemdUnit({ home: paths().home, user: options.user === true, tasksMax: options.tasksMax ?? null, memoryMax: options.memoryMax ?? null });
+    const { systemdUnit, installUnit, unitTasksMax, unitMemoryMax } = await import('./startup.js');
+    const tasksMax = options.tasksMax === undefined ? null : unitTasksMax(options.tasksMax);
+    const memoryMax = options.memoryMax === undefined ? null : unitMemoryMax(options.memoryMax);
+    const unit = systemdUnit({ home: paths().home, user: options.user === true, tasksMax, memoryMax });
     if (!options.install) return print(unit);
     print(installUnit(unit, options.user === true));
   });
@@ -445,8 +374,8 @@ program
   .addHelpText('after', '\nExample:\n  agentpm import pm2 ecosystem.config.js > ecosystem.config.ts')
   .action(async (format: string, file: string) => {
     if (format !== 'pm2') throw new AgentpmError('invalid-argument', `cannot import '${format}'; supported: pm2`);
-    const { convertPm2File } = await import('../config/load.js');
-    const { source, warnings } = await convertPm2File(file);
+    const { convertPm2Isolated } = await import('../config/isolated.js');
+    const { source, warnings } = await convertPm2Isolated(resolve(file));
     for (const warning of warnings) process.stderr.write(`agentpm: warning: ${warning}\n`);
     process.stdout.write(source);
   });

@@ -3,10 +3,11 @@
  * alone from the process table and registry.json when none does.
  */
 import { formatBytes, formatDuration, parseDuration } from '../config/units.js';
+import { maskCommand } from '../secrets.js';
 import { DEFAULT_REAP_GRACE_MS, DEFAULT_UNMANAGED_MIN_AGE_MS } from '../config/defaults.js';
 import { AgentpmError } from '../errors.js';
 import type { HomePaths } from '../home.js';
-import type { OrphanInfo, ReapOptions, ReapResult } from '../protocol.js';
+import { LIST_LIMITS, type OrphanInfo, type ReapOptions, type ReapResult } from '../protocol.js';
 import { DaemonClient } from './client.js';
 import { renderTable } from './render.js';
 
@@ -33,6 +34,12 @@ export function reapOptionsFrom(flags: ReapFlags): ReapOptions {
   if (flags.olderThan && !flags.unmanaged) throw new AgentpmError('invalid-argument', '--older-than goes with --unmanaged');
   if (flags.unmanaged && flags.app) throw new AgentpmError('invalid-argument', '--app and --unmanaged do not go together: unmanaged processes belong to no app');
   let unmanaged: ReapOptions['unmanaged'] = null;
+  if (flags.match && flags.match.length > LIST_LIMITS.patternLength) {
+    throw new AgentpmError('invalid-argument', `--match: at most ${LIST_LIMITS.patternLength} characters, got ${flags.match.length}`);
+  }
+  if ((flags.pid?.length ?? 0) > LIST_LIMITS.reapPids) {
+    throw new AgentpmError('invalid-argument', `--pid: at most ${LIST_LIMITS.reapPids} processes at once, got ${flags.pid?.length}; run reap again for the rest`);
+  }
   if (flags.unmanaged && flags.match) {
     try {
       new RegExp(flags.match);
@@ -44,7 +51,11 @@ export function reapOptionsFrom(flags: ReapFlags): ReapOptions {
   const only = flags.pid?.map((text) => {
     const match = /^(\d+):(\d+)$/.exec(text);
     if (!match) throw new AgentpmError('invalid-argument', `--pid expects pid:startTime as printed by \`agentpm reap --dry-run --json\`, got '${text}'`);
-    return { pid: Number(match[1]), startTime: Number(match[2]) };
+    const pid = Number(match[1]);
+    const startTime = Number(match[2]);
+    // Linux pids are at most 2^22; a start time is in clock ticks since boot.
+    if (pid < 1 || pid > 4_194_304 || !Number.isSafeInteger(startTime)) throw new AgentpmError('invalid-argument', `--pid: '${text}' is not a pid:startTime this system can have`);
+    return { pid, startTime };
   });
   return {
     app: flags.app ?? null,
@@ -83,6 +94,8 @@ export async function runReap(paths: HomePaths, flags: ReapFlags): Promise<numbe
     const table = await createProcessTable();
     result = await reap({ table, home: paths.home, viewOf: (home) => homeViewFromRegistry(home, table), protectedPids: [], daemon: false }, options);
   }
+  // Command lines of leaked processes carry tokens as often as definitions do; pid:startTime identifies them.
+  result = { ...result, found: result.found.map((item) => ({ ...item, cmd: maskCommand(item.cmd) })) };
   if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(`${renderReap(result)}\n`);
   return result.found.length > 0 ? EXIT_FOUND : EXIT_NOTHING_FOUND;

@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDuration, formatDuration } from '../config/units.js';
+import { wholeNumberFlag } from './flags.js';
 import { AgentpmError } from '../errors.js';
 import type { AppSummary, Target } from '../protocol.js';
 import type { DaemonClient } from './client.js';
@@ -32,8 +33,7 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 
 export async function restartAndWait(client: DaemonClient, target: Target, flags: { timeout?: string; parallel?: string }): Promise<WaitSummary> {
   const timeoutMs = flags.timeout === undefined ? DEFAULT_TIMEOUT_MS : parsed('--timeout', flags.timeout);
-  const parallel = flags.parallel === undefined ? 1 : Number(flags.parallel);
-  if (!Number.isInteger(parallel) || parallel < 1) throw new AgentpmError('invalid-argument', `--parallel expects a whole number >= 1, got '${flags.parallel}'`);
+  const parallel = flags.parallel === undefined ? 1 : wholeNumberFlag('--parallel', flags.parallel, 1, 1000);
   const names = 'all' in target ? (await client.request({ type: 'ls' })).map((app) => app.name) : target.names;
   const outcomes: WaitOutcome[] = [];
   for (let index = 0; index < names.length; index += parallel) {

@@ -9,12 +9,34 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseSize } from '../config/units.js';
+import { AgentpmError } from '../errors.js';
+import { wholeNumberFlag } from './flags.js';
 
 export interface UnitOptions {
   home: string;
   user: boolean;
   tasksMax: string | null;
   memoryMax: string | null;
+}
+
+/**
+ * A flag's value becomes a line of the unit: anything but the value systemd expects (a newline, a second
+ * directive) would be written into it. `infinity`, a percentage, or a bounded number.
+ */
+export function unitTasksMax(text: string): string {
+  const value = text.trim();
+  if (value === 'infinity' || /^\d{1,3}(\.\d+)?%$/.test(value)) return value;
+  return String(wholeNumberFlag('--tasks-max', value, 1, 4_194_304));
+}
+
+export function unitMemoryMax(text: string): string {
+  const value = text.trim();
+  if (value === 'infinity' || /^\d{1,3}(\.\d+)?%$/.test(value)) return value;
+  const parsed = parseSize(value);
+  if (!parsed.ok || parsed.value === 0) throw new AgentpmError('invalid-argument', `--memory-max expects a size such as '12G', a percentage such as '80%' or 'infinity'; ${parsed.ok ? 'got 0' : parsed.message}`);
+  // systemd reads K, M, G, T as powers of 1024 as agentpm does: keep what was typed when it can.
+  return /^\d+[KMGT]?$/i.test(value) ? value.toUpperCase() : String(parsed.value);
 }
 
 const DAEMON_MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));

@@ -2,9 +2,10 @@
  * Validation of the alerting, health and guard sections of a config, pure. Each problem names where it
  * is, the bad value and what is allowed; the caller collects them and starts nothing if there are any.
  */
-import { GUARD_ACTIONS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
+import { GUARD_ACTIONS, LIST_LIMITS, NOTIFY_KINDS, type GuardSettings, type HealthCheck, type NotifyHook, type NotifyKind } from '../protocol.js';
+import { maskText } from '../secrets.js';
 import { DEFAULTS } from './defaults.js';
-import { parseDuration, parseSize } from './units.js';
+import { MAX_COUNT, parseDuration, parseSize } from './units.js';
 
 export type Problem = (where: string, message: string) => void;
 
@@ -13,9 +14,10 @@ export const NOTIFY_TIMEOUT_MS = 10_000;
 
 type Record_ = Record<string, unknown>;
 
+/** A bad value as quoted in an error message, its credentials masked (a mistyped webhook is still a secret). */
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
-  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value);
+  return maskText(typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value));
 }
 
 function durationOf(value: unknown, fallback: number, where: string, problem: Problem): number {
@@ -33,6 +35,10 @@ function unknownKeys(input: Record_, allowed: readonly string[], where: string, 
 export function resolveNotify(input: unknown, where: string, problem: Problem): NotifyHook[] {
   if (input === undefined) return [];
   const list = Array.isArray(input) ? input : [input];
+  if (list.length > LIST_LIMITS.notifyHooks) {
+    problem(where, `at most ${LIST_LIMITS.notifyHooks} hooks, got ${list.length}; one command can fan out to several services`);
+    return [];
+  }
   return list.flatMap((entry, index): NotifyHook[] => {
     const at = Array.isArray(input) ? `${where}[${index}]` : where;
     if (typeof entry !== 'object' || entry === null) {
@@ -78,13 +84,14 @@ export function resolveHealth(input: unknown, where: string, problem: Problem): 
   if (command !== undefined && (typeof command !== 'string' || command === '')) problem(`${where}.command`, `expected a shell command, got ${show(command)}`);
   if (http === undefined && command === undefined) problem(where, 'needs http or command');
   const retries = health['retries'] ?? HEALTH_DEFAULTS.retries;
-  if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 1) problem(`${where}.retries`, `expected a whole number >= 1, got ${show(retries)}`);
+  const retriesOk = typeof retries === 'number' && Number.isInteger(retries) && retries >= 1 && retries <= MAX_COUNT;
+  if (!retriesOk) problem(`${where}.retries`, `expected a whole number from 1 to ${MAX_COUNT}, got ${show(retries)}`);
   return {
     http: typeof http === 'string' ? http : null,
     command: typeof command === 'string' ? command : null,
     intervalMs: Math.max(100, durationOf(health['interval'], HEALTH_DEFAULTS.interval, `${where}.interval`, problem)),
     timeoutMs: Math.max(50, durationOf(health['timeout'], HEALTH_DEFAULTS.timeout, `${where}.timeout`, problem)),
-    retries: typeof retries === 'number' && Number.isInteger(retries) && retries >= 1 ? retries : HEALTH_DEFAULTS.retries,
+    retries: retriesOk ? retries : HEALTH_DEFAULTS.retries,
     startPeriodMs: durationOf(health['startPeriod'], HEALTH_DEFAULTS.startPeriod, `${where}.startPeriod`, problem),
   };
 }

@@ -9,7 +9,7 @@ import Module, { register } from 'node:module';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AgentpmError } from '../errors.js';
-import type { AppSpec, DaemonSettings } from '../protocol.js';
+import type { AppDefinition, DaemonSettings } from '../protocol.js';
 import { fromPm2, isPm2Config, toEcosystemTs } from './pm2.js';
 import { resolveApps, resolveDaemonSettings } from './resolve.js';
 
@@ -24,7 +24,7 @@ export function isConfigFile(path: string): boolean {
 }
 
 export interface LoadedConfig {
-  apps: AppSpec[];
+  apps: AppDefinition[];
   /** From the top-level `reap` section, if any. */
   settings: Partial<DaemonSettings> | null;
   /** For the user, never fatal: e.g. the PM2 fields that have no equivalent. */
@@ -38,7 +38,12 @@ export interface LoadOptions {
   only?: string[] | null;
 }
 
-export async function loadConfigFile(path: string, baseEnv: Record<string, string>, options: LoadOptions = {}): Promise<LoadedConfig> {
+/** `running`: called once the file itself starts to run (after the type check), for the time limit. */
+export interface LoadHooks {
+  running?: () => void;
+}
+
+export async function loadConfigFile(path: string, options: LoadOptions = {}, hooks: LoadHooks = {}): Promise<LoadedConfig> {
   const file = resolve(path);
   const warnings: string[] = [];
   if (['.ts', '.mts', '.cts'].includes(extname(file)) && existsSync(file)) {
@@ -49,6 +54,7 @@ export async function loadConfigFile(path: string, baseEnv: Record<string, strin
       throw new AgentpmError('invalid-config', `${file} has type errors; it was not run and nothing was started:\n  ${errors.join('\n  ')}`);
     }
   }
+  hooks.running?.();
   let exported = await importConfig(file);
   if (isPm2Config(exported)) {
     const mapped = fromPm2(exported, file);
@@ -56,7 +62,7 @@ export async function loadConfigFile(path: string, baseEnv: Record<string, strin
     warnings.push(...mapped.warnings);
     exported = mapped.config;
   }
-  let apps = resolveApps(exported, { source: file, baseDir: dirname(file), baseEnv, environment: options.environment ?? null });
+  let apps = resolveApps(exported, { source: file, baseDir: dirname(file), environment: options.environment ?? null });
   if (options.only && options.only.length > 0) {
     const names = apps.map((app) => app.name);
     const unknown = options.only.filter((name) => !names.includes(name));
@@ -70,8 +76,9 @@ export async function loadConfigFile(path: string, baseEnv: Record<string, strin
 }
 
 /** `agentpm import pm2 <file>`: the equivalent ecosystem.config.ts, and what could not be carried over. */
-export async function convertPm2File(path: string): Promise<{ source: string; warnings: string[] }> {
+export async function convertPm2File(path: string, hooks: LoadHooks = {}): Promise<{ source: string; warnings: string[] }> {
   const file = resolve(path);
+  hooks.running?.();
   const exported = await importConfig(file);
   if (typeof exported !== 'object' || exported === null || !Array.isArray((exported as Record<string, unknown>)['apps'])) {
     throw new AgentpmError('invalid-config', `${file}: expected a PM2 ecosystem file, module.exports = { apps: [...] }`);

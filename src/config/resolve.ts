@@ -7,17 +7,17 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { LIMIT_ACTIONS, MEMORY_METRICS, type AppSpec, type DaemonSettings } from '../protocol.js';
+import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
-import { parseDuration, parseSize } from './units.js';
+import { MAX_COUNT, parseDuration, parseSize } from './units.js';
+import { maskText } from '../secrets.js';
 
 export interface ResolveContext {
   /** Where the config came from, for messages: a file path or 'command line'. */
   source: string;
   /** Relative scripts and cwds resolve against this directory. */
   baseDir: string;
-  baseEnv: Record<string, string>;
   /** The named environment to apply (`--env production`: each app's `env_production` over its `env`). */
   environment?: string | null;
 }
@@ -62,7 +62,11 @@ const ENVIRONMENT_FIELD = /^env_(.+)$/;
 
 type Record_ = Record<string, unknown>;
 
-export function resolveApps(config: unknown, context: ResolveContext): AppSpec[] {
+/**
+ * Definitions only: the environment an app starts from is the caller's, sent once with the start
+ * request (see protocol.ts), never copied into each definition.
+ */
+export function resolveApps(config: unknown, context: ResolveContext): AppDefinition[] {
   const problems: string[] = [];
   if (typeof config !== 'object' || config === null || !Array.isArray((config as Record_)['apps'])) {
     throw new AgentpmError('invalid-config', `${context.source}: expected an object with an \`apps\` array, e.g. export default defineConfig({ apps: [{ script: 'bot.ts' }] })`);
@@ -81,7 +85,7 @@ export function resolveApps(config: unknown, context: ResolveContext): AppSpec[]
       );
     }
   }
-  const specs: AppSpec[] = [];
+  const specs: AppDefinition[] = [];
   apps.forEach((app, index) => {
     const spec = resolveApp(app, index, context, problems);
     if (spec) specs.push(spec);
@@ -97,7 +101,7 @@ export function resolveApps(config: unknown, context: ResolveContext): AppSpec[]
   return specs;
 }
 
-function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppSpec | null {
+function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppDefinition | null {
   let where = `${context.source}: apps[${index}]`;
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     problems.push(`${where}: expected an object such as { script: 'bot.ts' }`);
@@ -193,8 +197,8 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
   const count = (field: string, allowZero: boolean): number | null => {
     const value = app[field];
     if (value === undefined || value === null) return null;
-    if (typeof value === 'number' && Number.isInteger(value) && (allowZero ? value >= 0 : value > 0)) return value;
-    problem(field, `expected a whole number ${allowZero ? '>= 0' : '> 0'}, got ${show(value)}`);
+    if (typeof value === 'number' && Number.isInteger(value) && (allowZero ? value >= 0 : value > 0) && value <= MAX_COUNT) return value;
+    problem(field, `expected a whole number from ${allowZero ? 0 : 1} to ${MAX_COUNT}, got ${show(value)}`);
     return null;
   };
   let maxMemoryBytes: number | null = null;
@@ -218,9 +222,12 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
   if (watchInput === true) watch = [cwd];
   else if (Array.isArray(watchInput) && watchInput.every((item) => typeof item === 'string' && item !== '')) watch = watchInput.map((item) => resolve(cwd, item as string));
   else if (watchInput !== undefined && watchInput !== false) problem('watch', `expected true, false or an array of paths, got ${show(watchInput)}`);
+  if (watch !== null && watch.length > LIST_LIMITS.watchPaths) problem('watch', `at most ${LIST_LIMITS.watchPaths} paths, got ${watch.length}; watch their parent directories instead`);
   const ignoreInput = app['ignoreWatch'];
   if (ignoreInput !== undefined && !(Array.isArray(ignoreInput) && ignoreInput.every((item) => typeof item === 'string'))) {
     problem('ignoreWatch', `expected an array of paths or globs, got ${show(ignoreInput)}`);
+  } else if (Array.isArray(ignoreInput) && ignoreInput.length > LIST_LIMITS.ignorePatterns) {
+    problem('ignoreWatch', `at most ${LIST_LIMITS.ignorePatterns} patterns, got ${ignoreInput.length}; use globs`);
   }
 
   const integerIn = <T extends number | null>(field: string, min: number, max: number, fallback: T): number | T => {
@@ -231,7 +238,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     return fallback;
   };
 
-  const spec: AppSpec = {
+  const spec: AppDefinition = {
     name: typeof name === 'string' ? name : '',
     script: scriptPath,
     args: argList,
@@ -239,7 +246,6 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     interpreter: typeof interpreter === 'string' ? interpreter : null,
     interpreterArgs: Array.isArray(interpreterArgs) ? (interpreterArgs as string[]) : [],
     env,
-    baseEnv: context.baseEnv,
     stopSignal: String(stopSignal),
     killTimeoutMs: duration('killTimeout', DEFAULTS.killTimeout),
     autorestart: flag('autorestart', DEFAULTS.autorestart),
@@ -309,12 +315,14 @@ export function resolveReapSettings(config: unknown, source: string): Partial<Da
   }
   if (unmanaged !== undefined) {
     if (!Array.isArray(unmanaged)) problems.push(`${where}.unmanaged: expected an array of { match, olderThan }, got ${show(unmanaged)}`);
+    else if (unmanaged.length > LIST_LIMITS.unmanagedPatterns) problems.push(`${where}.unmanaged: at most ${LIST_LIMITS.unmanagedPatterns} patterns, got ${unmanaged.length}; combine them with |`);
     else {
       settings.unmanaged = [];
       unmanaged.forEach((entry: unknown, index) => {
         const at = `${where}.unmanaged[${index}]`;
         const { match, olderThan } = (entry ?? {}) as Record_;
         if (typeof match !== 'string' || match === '') return problems.push(`${at}.match: required, a regular expression matched against command lines`);
+        if (match.length > LIST_LIMITS.patternLength) return problems.push(`${at}.match: at most ${LIST_LIMITS.patternLength} characters, got ${match.length}`);
         try {
           new RegExp(match);
         } catch (error) {
@@ -339,11 +347,12 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** A bad value as quoted in an error message, its credentials masked. */
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'string') return maskText(`'${value}'`);
   try {
-    return JSON.stringify(value) ?? String(value);
+    return maskText(JSON.stringify(value) ?? String(value));
   } catch {
     return String(value);
   }

@@ -6,14 +6,24 @@ export type Parsed = { ok: true; value: number } | { ok: false; message: string 
 const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, KB: 1024, M: 1024 ** 2, MB: 1024 ** 2, G: 1024 ** 3, GB: 1024 ** 3, T: 1024 ** 4, TB: 1024 ** 4 };
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** The largest size accepted anywhere (1 PiB): far above any machine, far below where numbers lose precision. */
+export const MAX_SIZE_BYTES = 1024 ** 5;
+/** The largest count accepted anywhere (restarts, children, ticks, retries). */
+export const MAX_COUNT = 1_000_000;
+
 export function parseSize(input: string | number): Parsed {
+  let value: number;
   if (typeof input === 'number') {
-    return Number.isFinite(input) && input >= 0 ? { ok: true, value: Math.round(input) } : { ok: false, message: `expected a size such as '512M' or '1.5G', got ${input}` };
+    if (!Number.isFinite(input) || input < 0) return { ok: false, message: `expected a size such as '512M' or '1.5G', got ${input}` };
+    value = Math.round(input);
+  } else {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+    const unit = SIZE_UNITS[match?.[2]?.toUpperCase() ?? 'invalid'];
+    if (!match || unit === undefined) return { ok: false, message: `expected a size such as '512M', '1.5G' or a number of bytes, got '${input}'` };
+    value = Math.round(Number(match[1]) * unit);
   }
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
-  const unit = SIZE_UNITS[match?.[2]?.toUpperCase() ?? 'invalid'];
-  if (!match || unit === undefined) return { ok: false, message: `expected a size such as '512M', '1.5G' or a number of bytes, got '${input}'` };
-  return { ok: true, value: Math.round(Number(match[1]) * unit) };
+  if (!(value <= MAX_SIZE_BYTES)) return { ok: false, message: `sizes are at most 1024T (1 PiB), got ${typeof input === 'string' ? `'${input}'` : input}` };
+  return { ok: true, value };
 }
 
 /**

@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import type { ErrorCode, ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame, type Frame } from '../framing.js';
-import type { Response, ServerMessage } from '../protocol.js';
+import { MAX_FRAME_BYTES, type Response, type ServerMessage } from '../protocol.js';
 
 export const CONNECTION_LIMITS = {
   /** A connection must say hello within this, or it is closed (it holds a descriptor for nothing). */
@@ -148,7 +148,7 @@ export class ClientConnection {
         break;
       }
       if (frame === 'too-large') {
-        this.closeWith('frame-too-large', 'request larger than 1 MiB; the connection is closed');
+        this.closeWith('frame-too-large', `a request larger than ${MAX_FRAME_BYTES / 1024 / 1024} MiB reached the daemon; the connection is closed`);
         break;
       }
       this.progressed = true;

@@ -6,6 +6,7 @@
 import { renameSync, statSync } from 'node:fs';
 import type { AgentEvent, EventType } from '../protocol.js';
 import { appendOwnedFile, readOwnedFile } from '../safe-files.js';
+import { maskData } from '../secrets.js';
 
 export type Subscriber = (event: AgentEvent) => void;
 
@@ -32,7 +33,8 @@ export class EventBus {
   }
 
   emit(type: EventType, app: string | null, instance: string | null, reason: string | null, data: Record<string, unknown> = {}): AgentEvent {
-    const event: AgentEvent = { type, app, instance, at: new Date().toISOString(), reason, data };
+    // Masked once, here: the log file, queries, subscribers and the alerts built from them never see a credential.
+    const event: AgentEvent = { type, app, instance, at: new Date().toISOString(), reason, data: maskData(data) };
     this.ring.push(event);
     if (this.ring.length > this.recentLimit) this.ring.splice(0, this.ring.length - this.recentLimit);
     this.append(event);
@@ -95,7 +97,9 @@ function readRecent(file: string, limit: number): AgentEvent[] {
   for (const line of text.split('\n').slice(-limit - 1)) {
     if (line.trim() === '') continue;
     try {
-      events.push(JSON.parse(line) as AgentEvent);
+      const event = JSON.parse(line) as AgentEvent;
+      // A log written before masking existed (or by hand) is masked on the way in.
+      events.push({ ...event, data: maskData(event.data ?? {}) });
     } catch {
       // a line cut short by a crash mid-write: skip it
     }

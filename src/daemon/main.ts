@@ -37,9 +37,10 @@ async function main(): Promise<void> {
         `(its apps' processes may still run; \`agentpm reap\` finds them).`,
     );
   }
+  // Bounded: a timer armed for more than 2^31 ms fires after 1 ms, and a tiny tick would spin on /proc.
   const tickMs = Number(process.env['AGENTPM_TICK_MS'] ?? DEFAULT_TICK_MS);
   const events = new EventBus({ file: paths.events });
-  const supervisor = new Supervisor({ paths, table, events, tickMs: tickMs > 0 ? tickMs : DEFAULT_TICK_MS });
+  const supervisor = new Supervisor({ paths, table, events, tickMs: Number.isInteger(tickMs) && tickMs >= 10 && tickMs <= 60_000 ? tickMs : DEFAULT_TICK_MS });
   // A bug in handling one request or one exit must not take supervision of every app down with it.
   // Installed before re-adoption, which already handles exits and connections.
   process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));

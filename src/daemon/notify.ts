@@ -18,6 +18,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeEventText } from '../cli/render.js';
 import { parseDuration } from '../config/units.js';
+import { maskText, maskWebhook } from '../secrets.js';
 import type { AgentEvent, AppSpec, NotifyHook, NotifyKind, NotifyTestResult } from '../protocol.js';
 import { VERSION } from '../version.js';
 import type { EventBus } from './events.js';
@@ -160,17 +161,10 @@ export function hookEnv(base: Record<string, string | undefined>, payload: Notif
   return env;
 }
 
-/** How a hook is named in results and events: webhook URLs and URLs in commands often carry tokens, so their paths are hidden. */
+/** How a hook is named in results and events: webhook URLs and URLs in commands often carry tokens, so only their hosts are shown. */
 export function hookLabel(hook: NotifyHook, target: 'command' | 'webhook'): string {
-  if (target === 'webhook') {
-    try {
-      const url = new URL(hook.webhook ?? '');
-      return `webhook ${url.protocol}//${url.host}${url.pathname === '/' && url.search === '' ? '' : '/…'}`;
-    } catch {
-      return 'webhook (invalid URL)';
-    }
-  }
-  const command = (hook.command ?? '').replace(/\b(https?:\/\/)(?:[^\s'"/@]*@)?([^\s'"/]+)[^\s'"]*/g, '$1$2/…');
+  if (target === 'webhook') return `webhook ${maskWebhook(hook.webhook ?? '')}`;
+  const command = maskText(hook.command ?? '', { urls: 'host-only' });
   return `command ${command.length > 80 ? `${command.slice(0, 79)}…` : command}`;
 }
 

@@ -4,8 +4,8 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { MAX_DURATION_MS } from '../config/units.js';
-import { GUARD_ACTIONS, LIMIT_ACTIONS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
+import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
+import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
   message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
@@ -14,6 +14,9 @@ const appName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'app names are 1-64 characters of letters, digits, . _ - (not starting with . _ -)');
 const ms = z.number().int().nonnegative().max(MAX_DURATION_MS);
+// The same bounds as a config's: whatever passes the CLI passes here, and a hand-made request is held to them too.
+const count = z.number().int().positive().max(MAX_COUNT);
+const bytes = z.number().int().positive().max(MAX_SIZE_BYTES);
 const env = z.record(z.string(), z.string());
 
 const notifyHook = z.strictObject({
@@ -38,26 +41,26 @@ export const appSpecSchema = z.strictObject({
   restartDelayMs: ms,
   maxRestartDelayMs: ms,
   minUptimeMs: ms,
-  maxRestarts: z.number().int().positive().nullable(),
+  maxRestarts: count.nullable(),
   restartWindowMs: ms,
-  maxMemoryBytes: z.number().int().positive().nullable(),
-  maxChildren: z.number().int().nonnegative().nullable(),
+  maxMemoryBytes: bytes.nullable(),
+  maxChildren: z.number().int().nonnegative().max(MAX_COUNT).nullable(),
   memoryMetric: z.enum(MEMORY_METRICS),
-  memoryBreachTicks: z.number().int().positive(),
-  childrenBreachTicks: z.number().int().positive(),
+  memoryBreachTicks: count,
+  childrenBreachTicks: count,
   onLimit: z.enum(LIMIT_ACTIONS),
   reap: z.boolean(),
-  watch: z.array(z.string().min(1)).max(100).nullable(),
-  ignoreWatch: z.array(z.string()).max(1000),
+  watch: z.array(z.string().min(1)).max(LIST_LIMITS.watchPaths).nullable(),
+  ignoreWatch: z.array(z.string()).max(LIST_LIMITS.ignorePatterns),
   watchDelayMs: ms,
-  notify: z.array(notifyHook).max(20),
+  notify: z.array(notifyHook).max(LIST_LIMITS.notifyHooks),
   health: z
     .strictObject({
       http: z.string().url().nullable(),
       command: z.string().min(1).nullable(),
       intervalMs: ms.min(100),
       timeoutMs: ms.min(50),
-      retries: z.number().int().min(1),
+      retries: count,
       startPeriodMs: ms,
     })
     .nullable(),
@@ -67,7 +70,10 @@ export const appSpecSchema = z.strictObject({
   oomScoreAdj: z.number().int().min(-1000).max(1000).nullable(),
 });
 
-const regex = z.string().min(1).max(1000).refine(
+/** A definition as a start request carries it: the environment it starts from comes once, with the request. */
+const appDefinitionSchema = appSpecSchema.omit({ baseEnv: true });
+
+const regex = z.string().min(1).max(LIST_LIMITS.patternLength).refine(
   (source) => {
     try {
       new RegExp(source);
@@ -88,7 +94,8 @@ const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id, type: z.literal('status') }),
   z.strictObject({ id, type: z.literal('ls') }),
   z.strictObject({ id, type: z.literal('show'), name: appName }),
-  z.strictObject({ id, type: z.literal('start'), apps: z.array(appSpecSchema).min(1), ifRunning: z.enum(['refuse', 'replace', 'apply']) }),
+  z.strictObject({ id, type: z.literal('start'), apps: z.array(appDefinitionSchema).min(1), env, ifRunning: z.enum(['refuse', 'replace', 'apply']) }),
+  z.strictObject({ id, type: z.literal('start-saved'), names: z.array(appName).min(1).max(10_000), ifRunning: z.enum(['refuse', 'replace']) }),
   z.strictObject({ id, type: z.literal('notify-test'), app: appName.nullable() }),
   z.strictObject({ id, type: z.literal('save') }),
   z.strictObject({ id, type: z.literal('resurrect') }),
@@ -106,7 +113,7 @@ const requestSchema = z.discriminatedUnion('type', [
       dryRun: z.boolean(),
       allHomes: z.boolean(),
       unmanaged: unmanaged.nullable(),
-      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(10_000).nullable(),
+      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(LIST_LIMITS.reapPids).nullable(),
       graceMs: ms,
     }),
   }),
@@ -115,11 +122,11 @@ const requestSchema = z.discriminatedUnion('type', [
     type: z.literal('settings'),
     settings: z.strictObject({
       reapIntervalMs: ms.min(1000).optional(),
-      unmanaged: z.array(unmanaged).max(100).optional(),
-      notify: z.array(notifyHook).max(20).optional(),
+      unmanaged: z.array(unmanaged).max(LIST_LIMITS.unmanagedPatterns).optional(),
+      notify: z.array(notifyHook).max(LIST_LIMITS.notifyHooks).optional(),
       guard: z
         .strictObject({
-          minAvailableBytes: z.number().int().positive().nullable(),
+          minAvailableBytes: bytes.nullable(),
           minAvailablePercent: z.number().positive().max(100).nullable(),
           pressureSomeAvg10: z.number().positive().max(100).nullable(),
         })

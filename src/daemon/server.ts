@@ -256,8 +256,13 @@ export class ControlServer {
         return supervisor.list();
       case 'show':
         return supervisor.show(request.name);
-      case 'start':
-        return supervisor.start(request.apps, request.ifRunning);
+      case 'start': {
+        // One environment for every app of the request: the same object, not a copy per app.
+        const env = request.env;
+        return supervisor.start(request.apps.map((definition) => ({ ...definition, baseEnv: env })), request.ifRunning);
+      }
+      case 'start-saved':
+        return supervisor.startSaved(request.names, request.ifRunning);
       case 'stop':
         return { apps: await supervisor.stop(request.target) };
       case 'restart':

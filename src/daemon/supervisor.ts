@@ -6,7 +6,7 @@ import { appendOwnedFile, readOwnedFile } from '../safe-files.js';
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
-import { maskEnv } from '../mask.js';
+import { maskCommand, maskDefinition, maskText } from '../secrets.js';
 import { appLogPaths, type HomePaths } from '../home.js';
 import type {
   AgentEvent,
@@ -288,6 +288,35 @@ export class Supervisor implements AppHost {
     return result;
   }
 
+  /**
+   * `agentpm start <name>` of a known app: its saved definition and environment, unchanged. A running
+   * app is refused (`restart` is the word for it) unless --replace asks for its tree to be replaced.
+   */
+  startSaved(names: string[], ifRunning: 'refuse' | 'replace'): Promise<StartResult> {
+    return this.saved(this.startSavedApps(names, ifRunning));
+  }
+
+  private async startSavedApps(names: string[], ifRunning: 'refuse' | 'replace'): Promise<StartResult> {
+    const apps = this.resolve({ names });
+    const running = apps.filter((app) => app.active).map((app) => app.name);
+    if (ifRunning === 'refuse' && running.length > 0) {
+      const list = running.join(', ');
+      throw new AgentpmError('already-running', `${list} already running; use \`agentpm restart ${list}\``);
+    }
+    const result: StartResult = { apps: names, started: [], restarted: [], unchanged: [] };
+    for (const app of apps) {
+      if (app.active) {
+        await app.restart();
+        result.restarted.push(app.name);
+      } else {
+        await app.start();
+        result.started.push(app.name);
+      }
+    }
+    await this.watchers.ready(names);
+    return result;
+  }
+
   /** `agentpm save`: a snapshot of the app list (definitions and whether each should run). */
   save(): SaveResult {
     const apps = [...this.apps.values()].map((app) => ({ spec: app.spec, desired: app.active ? 'running' : app.desired }));
@@ -396,14 +425,14 @@ export class Supervisor implements AppHost {
       ppid: proc.ppid,
       rss: byPid.get(proc.pid)?.memory ?? proc.rssBytes,
       cpu: byPid.get(proc.pid)?.cpu ?? 0,
-      cmd: this.table.cmdline(proc),
+      cmd: maskCommand(this.table.cmdline(proc)),
     }));
     const { baseEnv: _hidden, ...spec } = app.spec;
     return {
       ...this.summary(app),
       instance: app.instance?.id ?? null,
       nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
-      definition: { ...spec, env: maskEnv(spec.env) },
+      definition: maskDefinition(spec),
       logs: appLogPaths(this.paths.home, app.name),
       tree,
       exits: app.exits,
@@ -505,7 +534,7 @@ export class Supervisor implements AppHost {
   }
 
   log(app: App | null, message: string): void {
-    const line = `${new Date().toISOString()} ${app ? `[${app.name}] ` : ''}${message}\n`;
+    const line = `${new Date().toISOString()} ${app ? `[${app.name}] ` : ''}${maskText(message)}\n`;
     try {
       appendOwnedFile(this.paths.daemonLog, line);
     } catch {

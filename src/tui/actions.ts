@@ -33,10 +33,10 @@ export function planAction(action: AppAction, app: AppSummary, signal = 'SIGTERM
     case 'stop':
       return simple(`stopping ${name}…`, { type: 'stop', target }, `stopped ${name}`);
     case 'start':
-      // The protocol's `start` carries a whole definition; the daemon already has this app's, and a
-      // `restart` of a stopped app starts it from there.
+      // The saved definition, as `agentpm start <name>` does; the daemon refuses it if the app came up
+      // meanwhile, where a restart would have restarted it.
       if (app.status === 'online' || app.status === 'starting') return { kind: 'refused', message: `${name} is already running; r restarts it` };
-      return simple(`starting ${name}…`, { type: 'restart', target }, `started ${name}`);
+      return simple(`starting ${name}…`, { type: 'start-saved', names: [name], ifRunning: 'refuse' }, `started ${name}`);
     case 'delete':
       return simple(`deleting ${name}…`, { type: 'delete', target }, `deleted ${name}`);
     case 'signal':
