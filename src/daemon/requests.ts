@@ -80,6 +80,8 @@ const regex = z.string().min(1).max(1000).refine(
 );
 const unmanaged = z.strictObject({ match: regex, olderThanMs: ms });
 
+const processRef = z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() });
+
 const id = z.number().int();
 const target = z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ names: z.array(appName).min(1) })]);
 
@@ -106,8 +108,9 @@ const requestSchema = z.discriminatedUnion('type', [
       dryRun: z.boolean(),
       allHomes: z.boolean(),
       unmanaged: unmanaged.nullable(),
-      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(10_000).nullable(),
+      only: z.array(processRef).max(10_000).nullable(),
       graceMs: ms,
+      caller: processRef,
     }),
   }),
   z.strictObject({
