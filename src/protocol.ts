@@ -317,11 +317,11 @@ export interface ProcessRef {
 export interface ReapOptions {
   app: string | null;
   dryRun: boolean;
-  /** Also processes of other AGENTPM_HOMEs (other daemons of this user). */
+  /** Also processes of this user's other AGENTPM_HOMEs, those without a live daemon (which answers for its own). */
   allHomes: boolean;
   unmanaged: UnmanagedReap | null;
   /** Only these processes (as listed earlier, pid + start time), if they are still orphans. */
-  only: { pid: number; startTime: number }[] | null;
+  only: ProcessRef[] | null;
   graceMs: number;
   /**
    * The process asking (the CLI), never listed nor ended, nor its ancestors. The daemon cannot read a

@@ -121,7 +121,7 @@ export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options
     for (const child of children.get(next.pid) ?? []) {
       const tags = tagsOf(child);
       if (found.has(child.pid) || !eligible(child) || tags?.instance || (tags?.home && !options.homeAllowed(tags.home))) continue;
-      const info = describe(child, next.why, next.app, next.instance, next.home, next.via ?? next.pid);
+      const info = describe(child, next.why, next.app, next.instance, tags?.home ?? next.home, next.via ?? next.pid);
       found.set(child.pid, info);
       queue.push(info);
     }

@@ -71,9 +71,15 @@ export function verifyCaller(snapshot: ProcSnapshot, table: ProcessTable, caller
   if (uid !== null && table.uid(proc) !== uid) throw new AgentpmError('invalid-argument', `the reap request's caller (pid ${caller.pid}) is another user's process: ${fix}`);
 }
 
-/** An agentpm daemon, of any home, by its command line. Never an orphan, whatever its parent. */
+/**
+ * An agentpm daemon, of any home, by its command line. Never an orphan, whatever its parent. Every
+ * daemon agentpm starts carries AGENTPM_HOME; one started by hand without it is still a node process:
+ * other processes' command lines are not read (nor cached by the daemon).
+ */
 export function isAgentpmDaemon(proc: ProcInfo, table: ProcessTable, fresh = false): boolean {
-  if (table.tags(proc, fresh)?.instance) return false;
+  const tags = table.tags(proc, fresh);
+  if (tags?.instance) return false;
+  if (!tags?.home && !/node/i.test(proc.comm)) return false;
   return DAEMON_MAIN.test(table.cmdline(proc, fresh));
 }
 
