@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,21 +104,23 @@ test('unmanaged: only matching, orphaned, old-enough processes of this user; nev
   const rig = await Rig.create();
   t.after(() => rig.dispose());
   const marker = { AGENTPM_TEST_ORPHAN: rig.home };
-  const old = orphan(rig, 'sleep 6011', marker);
-  const other = orphan(rig, 'sleep 6022', marker);
+  // Durations no other run of this test shares: a pattern must name this test's processes alone.
+  const suffix = randomInt(1e9);
+  const old = orphan(rig, `sleep 6011.${suffix}`, marker);
+  const other = orphan(rig, `sleep 6022.${suffix}`, marker);
   await waitFor(() => (readProcess(old)?.ppid === 1 ? true : undefined), 'the orphans to be reparented');
   await new Promise((resolve) => setTimeout(resolve, 2100)); // age the old ones past --older-than 2s
-  const young = orphan(rig, 'sleep 6011', marker);
+  const young = orphan(rig, `sleep 6011.${suffix}`, marker);
 
   const refused = await rig.cli(['reap', '--unmanaged']);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /--unmanaged needs --match/);
 
-  const listed = await reapJson(rig, ['--unmanaged', '--match', '^sleep 6011$', '--older-than', '2s', '--dry-run']);
+  const listed = await reapJson(rig, ['--unmanaged', '--match', `^sleep 6011\\.${suffix}$`, '--older-than', '2s', '--dry-run']);
   assert.deepEqual(listed.result.found.map((item) => item.pid), [old]);
   assert.equal(listed.result.found[0]?.why, 'unmanaged-match');
 
-  await reapJson(rig, ['--unmanaged', '--match', '^sleep 6011$', '--older-than', '2s']);
+  await reapJson(rig, ['--unmanaged', '--match', `^sleep 6011\\.${suffix}$`, '--older-than', '2s']);
   assert.equal(isAlivePid(old), false);
   assert.ok(isAlivePid(other), 'a non-matching orphan is left alone');
   assert.ok(isAlivePid(young), 'a young orphan is left alone');
@@ -385,15 +387,17 @@ test('opt-in: the daemon sweeps unmanaged orphans matching a configured pattern,
   const rig = await Rig.create();
   t.after(() => rig.dispose());
   const marker = { AGENTPM_TEST_ORPHAN: rig.home };
-  const leaked = orphan(rig, 'sleep 6033', marker);
-  const unrelated = orphan(rig, 'sleep 6044', marker);
+  const suffix = randomInt(1e9);
+  const match = `^sleep 6033\\.${suffix}$`;
+  const leaked = orphan(rig, `sleep 6033.${suffix}`, marker);
+  const unrelated = orphan(rig, `sleep 6044.${suffix}`, marker);
   const config = join(rig.home, 'ecosystem.config.json');
-  writeFileSync(config, JSON.stringify({ reap: { interval: '1s', unmanaged: [{ match: '^sleep 6033$', olderThan: '1s' }] }, apps: [{ name: 'idle', script: join(FIXTURES, 'idle.mjs') }] }));
+  writeFileSync(config, JSON.stringify({ reap: { interval: '1s', unmanaged: [{ match, olderThan: '1s' }] }, apps: [{ name: 'idle', script: join(FIXTURES, 'idle.mjs') }] }));
   await rig.ok(['start', config]);
   await waitFor(() => !isAlivePid(leaked) || undefined, 'the periodic sweep to end the matching orphan', 10_000);
   assert.ok(isAlivePid(unrelated), 'a process not matching the pattern is left alone');
   const swept = (await rig.ok(['events', '--json'])).trim().split('\n').map((line) => JSON.parse(line) as { type: string; reason: string; data: { pids: number[]; match?: string } }).find((event) => event.type === 'orphans-reaped');
   assert.equal(swept?.reason, 'unmanaged-match');
   assert.deepEqual(swept?.data.pids, [leaked]);
-  assert.equal(swept?.data.match, '^sleep 6033$');
+  assert.equal(swept?.data.match, match);
 });
