@@ -9,11 +9,12 @@
  * sends its pid and start time and the daemon checks them against /proc. A claim that names no such
  * process is refused: reaping with the real caller unprotected is never the fallback.
  */
-import { lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';
 import type { ProcessRef } from '../protocol.js';
+import { readOwnedFile } from '../safe-files.js';
 import { createProcessTable, isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
 
 /** The daemon's entry point on its command line (dist/daemon/main.js; main.ts when run from source). */
@@ -100,20 +101,28 @@ export function daemonOf(home: string, table: ProcessTable, uid: number | null):
   const file = homePaths(home).pidFile;
   let recorded: unknown;
   try {
-    const info = lstatSync(file);
-    if (!info.isFile() || (uid !== null && info.uid !== uid)) return { state: 'unknown', why: `${file} is not a file of yours` };
-    recorded = JSON.parse(readFileSync(file, 'utf8'));
+    // A regular file of this user's, not followed through a symlink (else: unknown, the home left alone).
+    recorded = JSON.parse(readOwnedFile(file).toString('utf8'));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'none' };
-    return { state: 'unknown', why: `${file} is unreadable` };
+    return { state: 'unknown', why: `${file}: ${(error as Error).message}` };
   }
   const { pid, startTime } = (recorded ?? {}) as { pid?: unknown; startTime?: unknown };
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 1) return { state: 'unknown', why: `${file} names no pid` };
   const proc = table.read(pid);
   if (!proc || !isAlive(proc) || (typeof startTime === 'number' && proc.startTime !== startTime)) return { state: 'none' };
   if (!isAgentpmDaemon(proc, table, true)) return { state: 'none' };
-  const tagged = table.tags(proc, true)?.home ?? resolveHome({});
-  return sameHome(tagged, home) ? { state: 'live', pid } : { state: 'none' };
+  // A daemon started by hand without AGENTPM_HOME serves the default home.
+  const tagged = table.tags(proc, true)?.home ?? defaultHome();
+  return tagged !== null && sameHome(tagged, home) ? { state: 'live', pid } : { state: 'none' };
+}
+
+function defaultHome(): string | null {
+  try {
+    return resolveHome({});
+  } catch {
+    return null; // a default home that is not trusted serves no daemon of ours
+  }
 }
 
 function sameHome(a: string, b: string): boolean {

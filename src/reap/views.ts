@@ -4,7 +4,7 @@
  * was started: same pid and start time. The tag is not asked for here: liveness only protects processes
  * from being reaped, and a root that rewrote its environment (setproctitle) must keep its children.
  */
-import { lstatSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { homePaths } from '../home.js';
 import type { InstanceRef } from '../proc/tree.js';
@@ -15,17 +15,14 @@ import type { HomeView } from './find.js';
 export function homeViewFromRegistry(home: string, table: ProcessTable): HomeView | null {
   // A relative AGENTPM_HOME names nothing certain: it depends on the directory it was read from.
   if (!isAbsolute(home)) return null;
-  const registry = homePaths(home).registry;
   try {
-    // Only homes of this user, and a registry of this user in them: another user's is not ours to act on.
-    const uid = process.getuid?.();
-    if (statSync(home).uid !== uid) return null;
-    const file = lstatSync(registry, { throwIfNoEntry: false });
-    if (file && (!file.isFile() || file.uid !== uid)) return null;
+    // Only homes of this user: another user's registry is not ours to act on (loadRegistry also refuses
+    // a registry that is not this user's regular file).
+    if (statSync(home).uid !== process.getuid?.()) return null;
   } catch {
     return null;
   }
-  const loaded = loadRegistry(registry);
+  const loaded = loadRegistry(homePaths(home).registry);
   if (!loaded.ok) return null;
   const live: InstanceRef[] = [];
   // Pids and start times recorded in another boot name nothing now (an early boot service may match).
