@@ -339,15 +339,26 @@ export interface UnmanagedReap {
   olderThanMs: number;
 }
 
+/** One process for its whole life: a reused pid has a later start time (clock ticks since boot). */
+export interface ProcessRef {
+  pid: number;
+  startTime: number;
+}
+
 export interface ReapOptions {
   app: string | null;
   dryRun: boolean;
-  /** Also processes of other AGENTPM_HOMEs (other daemons of this user). */
+  /** Also processes of this user's other AGENTPM_HOMEs, those without a live daemon (which answers for its own). */
   allHomes: boolean;
   unmanaged: UnmanagedReap | null;
   /** Only these processes (as listed earlier, pid + start time), if they are still orphans. */
-  only: { pid: number; startTime: number }[] | null;
+  only: ProcessRef[] | null;
   graceMs: number;
+  /**
+   * The process asking (the CLI), never listed nor ended, nor its ancestors. The daemon cannot read a
+   * socket peer's pid, so the request names it, and the daemon refuses a claim /proc does not confirm.
+   */
+  caller: ProcessRef;
 }
 
 export interface ReapResult {

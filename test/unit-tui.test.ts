@@ -388,6 +388,7 @@ describe('actions', () => {
     assert.equal(sent.options.app, 'a');
     assert.equal(sent.options.dryRun, false);
     assert.equal(sent.options.unmanaged, null, 'never processes agentpm did not start');
+    assert.equal(sent.options.caller.pid, process.pid, 'the TUI names itself, so that it and its ancestors are never reaped');
     const none = recorder(() => ({ daemon: true, dryRun: false, found: [], ended: 0, survivors: 0, skipped: [] }));
     assert.equal(await plan.run(none.request), 'no orphans of a');
     const old = recorder(() => {

@@ -266,7 +266,7 @@ program
   .option('--unmanaged', 'processes not started by agentpm: orphaned (parent is init or a subreaper), needs --match')
   .option('--match <regex>', 'with --unmanaged: the command line must match this regular expression')
   .option('--older-than <duration>', 'with --unmanaged: only processes at least this old (default 1m)')
-  .option('--all-homes', 'also processes of other AGENTPM_HOMEs (other daemons of yours)')
+  .option('--all-homes', 'also processes of your other AGENTPM_HOMEs whose daemon is not running')
   .option('--pid <pid:start...>', 'only these, as listed by an earlier --dry-run --json (pid:startTime)')
   .option('--grace <duration>', 'time between SIGTERM and SIGKILL (default 5s)')
   .addHelpText(

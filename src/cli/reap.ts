@@ -26,7 +26,8 @@ export interface ReapFlags {
 export const EXIT_NOTHING_FOUND = 0;
 export const EXIT_FOUND = 2;
 
-export function reapOptionsFrom(flags: ReapFlags): ReapOptions {
+/** Everything but the caller, which runReap fills in from /proc (the daemon checks it there). */
+export function reapOptionsFrom(flags: ReapFlags): Omit<ReapOptions, 'caller'> {
   if (flags.unmanaged && !flags.match) {
     throw new AgentpmError('invalid-argument', '--unmanaged needs --match <regex>: agentpm never ends processes it did not start without a pattern naming them');
   }
@@ -75,7 +76,9 @@ function duration(flag: string, text: string | undefined, fallback: number): num
 }
 
 export async function runReap(paths: HomePaths, flags: ReapFlags): Promise<number> {
-  const options = reapOptionsFrom(flags);
+  const [{ selfRef }, { createProcessTable }] = await Promise.all([import('../reap/guard.js'), import('../proc/table.js')]);
+  // This CLI and its ancestors (the shell, the script, the agent that ran it) are never reaped.
+  const options: ReapOptions = { ...reapOptionsFrom(flags), caller: await selfRef() };
   let result: ReapResult;
   let client: DaemonClient | null = null;
   try {
@@ -90,9 +93,9 @@ export async function runReap(paths: HomePaths, flags: ReapFlags): Promise<numbe
       client.close();
     }
   } else {
-    const [{ reap }, { createProcessTable }, { homeViewFromRegistry }] = await Promise.all([import('../reap/reap.js'), import('../proc/table.js'), import('../reap/views.js')]);
+    const [{ reap }, { homeViewFromRegistry }] = await Promise.all([import('../reap/reap.js'), import('../reap/views.js')]);
     const table = await createProcessTable();
-    result = await reap({ table, home: paths.home, viewOf: (home) => homeViewFromRegistry(home, table), protectedPids: [], daemon: false }, options);
+    result = await reap({ table, home: paths.home, viewOf: (home) => homeViewFromRegistry(home, table), daemon: false }, options);
   }
   // Command lines of leaked processes carry tokens as often as definitions do; pid:startTime identifies them.
   result = { ...result, found: result.found.map((item) => ({ ...item, cmd: maskCommand(item.cmd) })) };

@@ -86,6 +86,8 @@ const regex = z.string().min(1).max(LIST_LIMITS.patternLength).refine(
 );
 const unmanaged = z.strictObject({ match: regex, olderThanMs: ms });
 
+const processRef = z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() });
+
 const id = z.number().int();
 const target = z.union([z.strictObject({ all: z.literal(true) }), z.strictObject({ names: z.array(appName).min(1) })]);
 
@@ -113,8 +115,9 @@ const requestSchema = z.discriminatedUnion('type', [
       dryRun: z.boolean(),
       allHomes: z.boolean(),
       unmanaged: unmanaged.nullable(),
-      only: z.array(z.strictObject({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })).max(LIST_LIMITS.reapPids).nullable(),
+      only: z.array(processRef).max(LIST_LIMITS.reapPids).nullable(),
       graceMs: ms,
+      caller: processRef,
     }),
   }),
   z.strictObject({

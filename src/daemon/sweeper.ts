@@ -4,9 +4,10 @@
  * over the same processes. Finding and ending orphans is src/reap/; this decides when and reports it.
  */
 import { DEFAULT_REAP_GRACE_MS } from '../config/defaults.js';
-import type { OrphanInfo, ReapOptions, ReapResult, UnmanagedReap } from '../protocol.js';
+import type { OrphanInfo, ProcessRef, ReapOptions, ReapResult, UnmanagedReap } from '../protocol.js';
 import type { ProcessTable } from '../proc/table.js';
 import type { HomeView } from '../reap/find.js';
+import type { ReapGuard } from '../reap/guard.js';
 import { endOrphans, listOrphans, reap, type ReapContext } from '../reap/reap.js';
 import { homeViewFromRegistry } from '../reap/views.js';
 import type { EventBus } from './events.js';
@@ -29,6 +30,7 @@ interface OrphanGroup {
   app: string | null;
   instance: string | null;
   pattern: RegExp | null;
+  guard: ReapGuard;
 }
 
 export class OrphanSweeper {
@@ -80,13 +82,18 @@ export class OrphanSweeper {
     return run;
   }
 
+  private self(): ProcessRef {
+    const proc = this.host.table.read(process.pid);
+    if (!proc) throw new Error('cannot read the daemon\'s own /proc entry');
+    return { pid: proc.pid, startTime: proc.startTime };
+  }
+
   private context(): ReapContext {
     const { table, home } = this.host;
     return {
       table,
       home,
       viewOf: (other) => (other === home ? this.host.ownView() : homeViewFromRegistry(other, table)),
-      protectedPids: [process.pid],
       daemon: true,
     };
   }
@@ -94,22 +101,25 @@ export class OrphanSweeper {
   /** Managed orphans of apps that allow it, and the unmanaged patterns opted into; one event per group. */
   private async sweep(): Promise<void> {
     const context = this.context();
-    const base: ReapOptions = { app: null, dryRun: true, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS };
+    // The sweep has no caller but the daemon itself, which the guard protects with its ancestors anyway.
+    const base: ReapOptions = { app: null, dryRun: true, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS, caller: this.self() };
     const optedOut = this.host.optedOut();
     const groups = new Map<string, OrphanGroup>();
-    for (const item of listOrphans(context, base)) {
+    const managed = listOrphans(context, base);
+    for (const item of managed.found) {
       if (item.app !== null && optedOut.has(item.app)) continue;
       const key = `managed:${item.instance}`;
-      const group = groups.get(key) ?? { orphans: [], reason: item.why, app: item.app, instance: item.instance, pattern: null };
+      const group = groups.get(key) ?? { orphans: [], reason: item.why, app: item.app, instance: item.instance, pattern: null, guard: managed.guard };
       group.orphans.push(item);
       groups.set(key, group);
     }
     for (const pattern of this.host.unmanagedPatterns()) {
-      const unmanaged = listOrphans(context, { ...base, unmanaged: pattern }).filter((item) => item.why === 'unmanaged-match');
-      if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null, pattern: new RegExp(pattern.match) });
+      const listing = listOrphans(context, { ...base, unmanaged: pattern });
+      const unmanaged = listing.found.filter((item) => item.why === 'unmanaged-match');
+      if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null, pattern: new RegExp(pattern.match), guard: listing.guard });
     }
     for (const group of groups.values()) {
-      const { ended, survivors } = await endOrphans(this.host.table, group.orphans, DEFAULT_REAP_GRACE_MS, group.pattern);
+      const { ended, survivors } = await endOrphans(this.host.table, group.orphans, DEFAULT_REAP_GRACE_MS, group.pattern, group.guard);
       const data = {
         count: ended,
         survivors,

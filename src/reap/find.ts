@@ -7,8 +7,10 @@
  * (or a user-level subreaper such as `systemd --user`), whose command matches the user's pattern and
  * that are old enough; they are only ever looked for with an explicit --match.
  *
- * Never listed: pid 1, the daemon, the caller and their ancestors, members of live instances, other
- * users' processes, and (unless allHomes) processes of another AGENTPM_HOME.
+ * Never listed: what the reap's guard protects (pid 1, the reaper, the caller and their ancestors, every
+ * agentpm daemon), members of live instances of any home, other users' processes, and processes tagged
+ * with a home the guard does not allow (another home, unless allHomes and no live daemon answers for it).
+ * That holds for what is listed as a descendant of an orphan too.
  */
 import type { OrphanInfo, OrphanReason, UnmanagedReap } from '../protocol.js';
 import { attribute, childrenByParent, type InstanceRef } from '../proc/tree.js';
@@ -29,25 +31,17 @@ export interface FindOptions {
   /** Another home's registry view, for processes tagged with it (only used with allHomes). */
   viewOf: (home: string) => HomeView | null;
   app: string | null;
-  allHomes: boolean;
   unmanaged: { pattern: RegExp; olderThanMs: number } | null;
-  /** pids never to list: the daemon, the caller and their ancestors. */
+  /** pids never to list (see ReapGuard). */
   protectedPids: ReadonlySet<number>;
+  /** Whether processes tagged with this home may be listed (see ReapGuard). */
+  homeAllowed: (home: string) => boolean;
   uid: number | null;
   now: number;
 }
 
 export function compileUnmanaged(unmanaged: UnmanagedReap | null): FindOptions['unmanaged'] {
   return unmanaged ? { pattern: new RegExp(unmanaged.match), olderThanMs: unmanaged.olderThanMs } : null;
-}
-
-/** The pid and every ancestor of it: a reaper must never end its own caller's chain. */
-export function ancestry(snapshot: ProcSnapshot, pid: number): Set<number> {
-  const chain = new Set<number>();
-  for (let current = snapshot.byPid.get(pid); current && !chain.has(current.pid); current = snapshot.byPid.get(current.ppid)) {
-    chain.add(current.pid);
-  }
-  return chain;
 }
 
 export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options: FindOptions): OrphanInfo[] {
@@ -58,10 +52,11 @@ export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options
     return views.get(home) ?? null;
   };
 
-  // Members of live instances, every home we look at: never orphans.
+  // Members of live instances of every home seen: never orphans, whichever homes this reap lists (an
+  // untagged member of another home's instance carries no home to be told apart by).
   const liveMembers = new Set<number>();
   const homes = new Set<string>([options.home]);
-  if (options.allHomes) for (const proc of snapshot.byPid.values()) {
+  for (const proc of snapshot.byPid.values()) {
     const home = tagsOf(proc)?.home;
     if (home) homes.add(home);
   }
@@ -96,8 +91,7 @@ export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options
 
   for (const proc of snapshot.byPid.values()) {
     const tags = tagsOf(proc);
-    if (!tags?.instance || !tags.home || !eligible(proc)) continue;
-    if (tags.home !== options.home && !options.allHomes) continue;
+    if (!tags?.instance || !tags.home || !eligible(proc) || !options.homeAllowed(tags.home)) continue;
     if (options.app !== null && tags.app !== options.app) continue;
     const view = viewFor(tags.home);
     // A home whose registry cannot be read is another daemon's business: leave it alone.
@@ -112,7 +106,7 @@ export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options
       if (found.has(proc.pid) || !eligible(proc)) continue;
       const tags = tagsOf(proc);
       if (tags?.instance) continue; // agentpm's: a managed orphan or a live member, never "unmanaged"
-      if (tags?.home && tags.home !== options.home && !options.allHomes) continue;
+      if (tags?.home && !options.homeAllowed(tags.home)) continue;
       if (!isOrphaned(proc, snapshot)) continue;
       const info = describe(proc, 'unmanaged-match', null, null, null);
       if (info.ageMs < olderThanMs || !pattern.test(info.cmd)) continue;
@@ -125,8 +119,9 @@ export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options
   const queue = [...found.values()];
   for (let next = queue.shift(); next; next = queue.shift()) {
     for (const child of children.get(next.pid) ?? []) {
-      if (found.has(child.pid) || !eligible(child) || tagsOf(child)?.instance) continue;
-      const info = describe(child, next.why, next.app, next.instance, next.home, next.via ?? next.pid);
+      const tags = tagsOf(child);
+      if (found.has(child.pid) || !eligible(child) || tags?.instance || (tags?.home && !options.homeAllowed(tags.home))) continue;
+      const info = describe(child, next.why, next.app, next.instance, tags?.home ?? next.home, next.via ?? next.pid);
       found.set(child.pid, info);
       queue.push(info);
     }

@@ -5,6 +5,7 @@
  * from being reaped, and a root that rewrote its environment (setproctitle) must keep its children.
  */
 import { statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { homePaths } from '../home.js';
 import type { InstanceRef } from '../proc/tree.js';
 import { isAlive, type ProcessTable } from '../proc/table.js';
@@ -12,8 +13,11 @@ import { loadRegistry } from '../daemon/registry.js';
 import type { HomeView } from './find.js';
 
 export function homeViewFromRegistry(home: string, table: ProcessTable): HomeView | null {
+  // A relative AGENTPM_HOME names nothing certain: it depends on the directory it was read from.
+  if (!isAbsolute(home)) return null;
   try {
-    // Only homes of this user: another user's registry is not ours to act on.
+    // Only homes of this user: another user's registry is not ours to act on (loadRegistry also refuses
+    // a registry that is not this user's regular file).
     if (statSync(home).uid !== process.getuid?.()) return null;
   } catch {
     return null;

@@ -6,6 +6,7 @@ import { constants } from 'node:os';
 import { DEFAULT_REAP_GRACE_MS } from '../config/defaults.js';
 import { AgentpmError } from '../errors.js';
 import type { AppSummary, RequestBody, ResultMap } from '../protocol.js';
+import { selfRef } from '../reap/guard.js';
 
 export type AppAction = 'restart' | 'stop' | 'start' | 'delete' | 'signal' | 'reap';
 
@@ -49,7 +50,9 @@ export function planAction(action: AppAction, app: AppSummary, signal = 'SIGTERM
         run: async (request) => {
           let result: ResultMap['reap'];
           try {
-            result = await request({ type: 'reap', options: { app: name, dryRun: false, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS } });
+            // The TUI and its ancestors (the terminal, the shell) are never reaped.
+            const caller = await selfRef();
+            result = await request({ type: 'reap', options: { app: name, dryRun: false, allHomes: false, unmanaged: null, only: null, graceMs: DEFAULT_REAP_GRACE_MS, caller } });
           } catch (error) {
             // A daemon from before `reap` existed speaks the same protocol but refuses the request.
             if (error instanceof AgentpmError && error.code === 'bad-request') return REAP_UNAVAILABLE;

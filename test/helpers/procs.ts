@@ -55,9 +55,14 @@ export function isAlivePid(pid: number): boolean {
   return proc !== null && proc.state !== 'Z' && proc.state !== 'X';
 }
 
-/** Processes carrying a test home under the shared prefix: what the suite must never leave behind. */
-export const TEST_HOME_PREFIX = 'agentpm-test-';
+/**
+ * The prefix of this run's test homes. Other runs of the suite may share the machine at the same time,
+ * and their processes are not this run's to report or kill: the prefix names the run by the pid of the
+ * `node --test` runner, the parent of every test file's process.
+ */
+export const TEST_HOME_PREFIX = `agentpm-test-${process.ppid}-`;
 
+/** Processes carrying a test home of this run: what the suite must never leave behind. */
 export function processesOfTestHomes(): SeenProcess[] {
   return liveProcesses((proc) => (proc.env.get('AGENTPM_HOME') ?? '').includes(`/${TEST_HOME_PREFIX}`));
 }
