@@ -14,10 +14,15 @@ import { closeSync, constants, linkSync, openSync, readdirSync, readFileSync, re
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { readOwnedFile } from '../safe-files.js';
+import { readOwnedFile, writeOwnedFileAtomic } from '../safe-files.js';
 
 export interface DaemonLock {
   release(): void;
+  /**
+   * Puts the key back if the home lost it (deleted and re-created under a running daemon): the next
+   * starter must compute this daemon's name, or it would take a lock of its own beside it.
+   */
+  restoreKeyFile(): void;
 }
 
 const KEY_FILE = 'lock.key';
@@ -25,10 +30,11 @@ const KEY_FILE = 'lock.key';
 export async function acquireDaemonLock(home: string): Promise<DaemonLock> {
   if (process.platform !== 'linux') {
     // Abstract sockets are Linux-only; elsewhere the socket file itself is the (weaker) guard.
-    return { release: () => undefined };
+    return { release: () => undefined, restoreKeyFile: () => undefined };
   }
   const real = realpathSync(home);
-  const name = `agentpm-${process.getuid?.() ?? 0}-${createHash('sha256').update(`${real}\0${lockKey(real)}`).digest('hex').slice(0, 32)}`;
+  const key = lockKey(real);
+  const name = `agentpm-${process.getuid?.() ?? 0}-${createHash('sha256').update(`${real}\0${key}`).digest('hex').slice(0, 32)}`;
   const server: Server = createServer((socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -48,7 +54,19 @@ export async function acquireDaemonLock(home: string): Promise<DaemonLock> {
     server.listen(`\0${name}`, () => resolve());
   });
   server.unref();
-  return { release: () => server.close() };
+  const keyFile = join(real, KEY_FILE);
+  return {
+    release: () => server.close(),
+    restoreKeyFile: () => {
+      let current: string | null = null;
+      try {
+        current = readOwnedFile(keyFile).toString('latin1').trim();
+      } catch {
+        // missing or unusable: written again below
+      }
+      if (current !== key) writeOwnedFileAtomic(keyFile, key);
+    },
+  };
 }
 
 /** The home's lock key, created once (written in full before it appears under its name, by link()). */

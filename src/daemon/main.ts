@@ -6,7 +6,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
-import { createProcessTable, type ProcessTable } from '../proc/table.js';
+import { createProcessTable, isAlive, type ProcessTable } from '../proc/table.js';
+import { isAgentpmDaemon } from '../reap/guard.js';
 import { writeOwnedFileAtomic } from '../safe-files.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_TICK_MS } from '../config/defaults.js';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   const lock = await acquireDaemonLock(paths.home);
   protectFromOomKiller();
   const table = await createProcessTable();
+  refuseBesideAnotherDaemon(paths.home, table);
   // Left by a daemon killed mid-write; under the lock no other writer is alive.
   const stale = [...removeStaleTempFiles(paths.registry), ...removeStaleTempFiles(paths.dump)];
   const pidFileProblem = writePidFile(paths.pidFile, table);
@@ -66,6 +68,11 @@ async function main(): Promise<void> {
   supervisor.startTicking();
   const socketCheck = setInterval(() => {
     server.ensureReachable().catch((error: unknown) => supervisor.log(null, `cannot re-create the socket: ${(error as Error).message}`));
+    try {
+      lock.restoreKeyFile();
+    } catch (error) {
+      supervisor.log(null, `cannot restore the lock key: ${(error as Error).message}`);
+    }
   }, SOCKET_CHECK_MS);
   socketCheck.unref();
   process.on('SIGTERM', () => exit('signal'));
@@ -74,6 +81,18 @@ async function main(): Promise<void> {
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
   if (pidFileProblem) supervisor.log(null, pidFileProblem);
   if (stale.length > 0) supervisor.log(null, `removed temp files of an interrupted write: ${stale.join(', ')}`);
+}
+
+/**
+ * The lock's name comes from a key in the home; a home deleted and re-created under a running daemon
+ * has a new key, and so a free name, until that daemon puts its key back (every 2 s). A daemon of this
+ * home seen in /proc is the one that serves it: this one leaves, as if the lock were taken.
+ */
+function refuseBesideAnotherDaemon(home: string, table: ProcessTable): void {
+  for (const proc of table.scan().byPid.values()) {
+    if (proc.pid === process.pid || !isAlive(proc) || table.tags(proc)?.home !== home || !isAgentpmDaemon(proc, table)) continue;
+    throw new AgentpmError('daemon-running', `another agentpm daemon (pid ${proc.pid}) already serves ${home}; use \`agentpm daemon status\``);
+  }
 }
 
 /**
