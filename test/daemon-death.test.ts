@@ -182,6 +182,10 @@ test('a tree spawned just before the daemon died, known only by its intent in th
   saved.instance = null;
   saved.status = 'starting';
   writeFileSync(path, JSON.stringify(registry));
+  // With no daemon, a reap from the registry alone leaves that tree to the daemon that will adopt it.
+  const reap = await rig.cli(['reap', '--dry-run', '--json']);
+  assert.equal(reap.code, 0, reap.stdout + reap.stderr);
+  assert.deepEqual((JSON.parse(reap.stdout) as { found: unknown[] }).found, []);
 
   const after = await rig.app('agent');
   assert.equal(after.status, 'online');

@@ -45,6 +45,16 @@ describe('attribute', () => {
     assert.equal(attribute(snapshot(proc(100)), [], tagReader(), HOME).size, 0);
   });
 
+  test('an instance known only by its intent (no recorded root) claims its tagged processes, never session 0 (the kernel threads)', () => {
+    const intent: InstanceRef = { id: 'bot-i9', rootPid: 0, rootStartTime: 0, rootIsChild: false, followDetached: true };
+    const kthreadd = proc(2, { ppid: 0, sid: 0, pgid: 0, startTime: 0 });
+    const kworker = proc(3, { ppid: 2, sid: 0, pgid: 0, startTime: 0 });
+    const tagged = proc(300, { ppid: 1, startTime: 5_000 });
+    const child = proc(301, { ppid: 300, sid: 300, startTime: 5_001 });
+    const result = attribute(snapshot(kthreadd, kworker, tagged, child), [intent], tagReader({ 300: { instance: 'bot-i9', home: HOME } }), HOME);
+    assert.deepEqual(members(result, intent.id), [300, 301]);
+  });
+
   test('the root is found by pid and start time, and listed first', () => {
     const result = attribute(snapshot(proc(100), proc(999)), [A], tagReader(), HOME);
     assert.deepEqual(members(result, A.id), [100]);

@@ -88,6 +88,9 @@ export function attribute(
   /** Sessions of dead roots → the latest start time that proves the session is still the root's. */
   const unproven = new Map<number, number>();
   for (const instance of instances) {
+    // No recorded root (an instance known only by its intent, see SpawnIntent): its tag alone names it.
+    // Session 0 is the kernel's threads', never an instance's.
+    if (instance.rootPid <= 1) continue;
     const holder = snapshot.byPid.get(instance.rootPid);
     const heldByRoot = holder !== undefined && holder.startTime === instance.rootStartTime;
     const isRoot = heldByRoot && !foreign(holder, instance.id) && (instance.rootIsChild || tagsOf(holder)?.instance === instance.id);

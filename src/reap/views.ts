@@ -28,6 +28,8 @@ export function homeViewFromRegistry(home: string, table: ProcessTable): HomeVie
   // Pids and start times recorded in another boot name nothing now (an early boot service may match).
   const sameBoot = loaded.registry.bootId === null || loaded.registry.bootId === table.bootId;
   for (const app of sameBoot ? loaded.registry.apps : []) {
+    // A tree spawned just before its daemon died is known only by its intent: the next daemon adopts it.
+    if (app.spawning) live.push({ id: app.spawning.id, rootPid: 0, rootStartTime: 0, rootIsChild: false, followDetached: true });
     const instance = app.instance;
     if (!instance) continue;
     const root = table.read(instance.pid);
