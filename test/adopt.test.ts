@@ -18,15 +18,6 @@ function readLog(rig: Rig, app: string): string {
   }
 }
 
-function instancesByApp(rig: Rig): Map<string, Set<string>> {
-  const map = new Map<string, Set<string>>();
-  for (const proc of rig.tagged()) {
-    const set = map.get(proc.app ?? '?') ?? new Set<string>();
-    set.add(proc.instance ?? '?');
-    map.set(proc.app ?? '?', set);
-  }
-  return map;
-}
 
 test('kill -9 of the daemon, then any command: the same apps run once each, none twice, none lost', async (t) => {
   const rig = await Rig.create();
@@ -56,7 +47,7 @@ test('kill -9 of the daemon, then any command: the same apps run once each, none
     'the new daemon adopted every app with its pid and tree',
   );
   assert.deepEqual(rig.tagged().map((proc) => proc.pid).sort(), taggedBefore, 'nothing was started twice or killed');
-  for (const [app, instances] of instancesByApp(rig)) assert.equal(instances.size, 1, `${app} has one instance`);
+  for (const [app, instances] of rig.instancesByApp()) assert.equal(instances.size, 1, `${app} has one instance`);
 
   // An adopted app is still supervised: its exit is seen by polling, and it is restarted.
   const adopted = after.find((app) => app.name === 'a');
@@ -66,7 +57,7 @@ test('kill -9 of the daemon, then any command: the same apps run once each, none
     return app.status === 'online' && app.pid !== adopted?.pid ? app : undefined;
   }, 'the adopted app to be restarted');
   assert.equal(restarted.lastExit?.reason, 'vanished', 'an adopted root is not our child: its status is unknown');
-  assert.equal(instancesByApp(rig).get('a')?.size, 1, 'its old children were killed before the new instance');
+  assert.equal(rig.instancesByApp().get('a')?.size, 1, 'its old children were killed before the new instance');
 });
 
 test('an app whose root died while no daemon ran is cleaned up and started once', async (t) => {
@@ -90,7 +81,7 @@ test('an app whose root died while no daemon ran is cleaned up and started once'
   assert.equal(first?.lastExit?.reason, 'vanished');
   const app = await waitFor(async () => ((await rig.app('tree')).status === 'online' ? rig.app('tree') : undefined), 'the app to be started again');
   assert.notEqual(app.pid, root);
-  assert.equal(instancesByApp(rig).get('tree')?.size, 1);
+  assert.equal(rig.instancesByApp().get('tree')?.size, 1);
 });
 
 test('a daemon launched by a CLI inside an app is not part of that app: restarting the app leaves the daemon running', async (t) => {

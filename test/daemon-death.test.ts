@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryFile } from '../src/daemon/registry.js';
-import type { AppDetail } from '../src/protocol.js';
+import type { AppDetail, AppSummary } from '../src/protocol.js';
 import { isAlivePid, liveProcesses, TEST_HOME_PREFIX } from './helpers/procs.js';
 import { CLI, ROOT, Rig, waitFor } from './helpers/rig.js';
 
@@ -73,16 +73,6 @@ function launch(rig: Rig, args: string[]): { child: ChildProcess; exited: Promis
   return { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
-/** Instances alive per app, from /proc. */
-function liveInstances(rig: Rig): Map<string, Set<string>> {
-  const byApp = new Map<string, Set<string>>();
-  for (const proc of rig.tagged()) {
-    const set = byApp.get(proc.app ?? '?') ?? new Set<string>();
-    set.add(proc.instance ?? '?');
-    byApp.set(proc.app ?? '?', set);
-  }
-  return byApp;
-}
 
 function registeredApps(rig: Rig): string[] {
   try {
@@ -97,7 +87,7 @@ async function allRunningOnce(rig: Rig, names: string[], what: string): Promise<
   await waitFor(async () => {
     const list = await rig.ls();
     const online = names.every((name) => list.find((app) => app.name === name)?.status === 'online');
-    const instances = liveInstances(rig);
+    const instances = rig.instancesByApp();
     return online && names.every((name) => instances.get(name)?.size === 1);
   }, what, 20_000, 100);
 }
@@ -165,15 +155,16 @@ test('kill -9 of the daemon at a random moment of `restart all` of 20 apps, 30 t
   await killDuring(Number(process.env["AGENTPM_TEST_ROUNDS"] ?? 30), seed, 'restart-all');
 });
 
-test('a tree spawned just before the daemon died, known only by its intent in the registry, is adopted, not run twice', async (t) => {
-  const rig = await Rig.create();
-  t.after(() => rig.dispose());
+/**
+ * An app `agent` (a shell with a sleep child) whose daemon is then stopped, with its registry rewritten
+ * to what a daemon killed between the spawn and the write recording it leaves: only the intent.
+ */
+async function stopWithOnlyTheIntentRecorded(rig: Rig): Promise<{ before: AppSummary; intent: string }> {
   const script = join(rig.home, 'agent.sh');
   writeFileSync(script, 'sleep 600 &\nwait\n');
   await rig.ok(['start', script, '--name', 'agent']);
   const before = await rig.app('agent');
   await rig.ok(['daemon', 'stop']);
-  // The moment between the spawn and the write that records it: only the intent is on disk.
   const path = join(rig.home, 'registry.json');
   const registry = JSON.parse(readFileSync(path, 'utf8')) as RegistryFile;
   const [saved] = registry.apps;
@@ -182,6 +173,13 @@ test('a tree spawned just before the daemon died, known only by its intent in th
   saved.instance = null;
   saved.status = 'starting';
   writeFileSync(path, JSON.stringify(registry));
+  return { before, intent: saved.spawning.id };
+}
+
+test('a tree spawned just before the daemon died, known only by its intent in the registry, is adopted, not run twice', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const { before, intent } = await stopWithOnlyTheIntentRecorded(rig);
   // With no daemon, a reap from the registry alone leaves that tree to the daemon that will adopt it.
   const reap = await rig.cli(['reap', '--dry-run', '--json']);
   assert.equal(reap.code, 0, reap.stdout + reap.stderr);
@@ -190,29 +188,17 @@ test('a tree spawned just before the daemon died, known only by its intent in th
   const after = await rig.app('agent');
   assert.equal(after.status, 'online');
   assert.equal(after.pid, before.pid, 'the intended instance was adopted');
-  assert.equal(liveInstances(rig).get('agent')?.size, 1, 'no second tree was started');
+  assert.equal(rig.instancesByApp().get('agent')?.size, 1, 'no second tree was started');
   const detail = JSON.parse(await rig.ok(['show', 'agent', '--json'])) as AppDetail;
-  assert.equal(detail.instance, saved.spawning.id);
+  assert.equal(detail.instance, intent);
 });
 
 test('an intended instance whose root already died: its leftovers end before the app starts again, once', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
-  const script = join(rig.home, 'agent.sh');
-  writeFileSync(script, 'sleep 600 &\nwait\n');
-  await rig.ok(['start', script, '--name', 'agent']);
-  const before = await rig.app('agent');
-  await rig.ok(['daemon', 'stop']);
+  const { before } = await stopWithOnlyTheIntentRecorded(rig);
   const [child] = rig.tagged().filter((proc) => proc.pid !== before.pid);
   assert.ok(child, 'the sleep child');
-  const path = join(rig.home, 'registry.json');
-  const registry = JSON.parse(readFileSync(path, 'utf8')) as RegistryFile;
-  const [saved] = registry.apps;
-  assert.ok(saved?.instance);
-  saved.spawning = { id: saved.instance.id, at: saved.instance.startedAt };
-  saved.instance = null;
-  saved.status = 'starting';
-  writeFileSync(path, JSON.stringify(registry));
   process.kill(before.pid as number, 'SIGKILL');
   await waitFor(() => !isAlivePid(before.pid as number), 'the root to die');
 
@@ -225,7 +211,7 @@ test('an intended instance whose root already died: its leftovers end before the
     await sampler.stop();
   }
   assert.deepEqual(sampler.violations, []);
-  assert.equal(liveInstances(rig).get('agent')?.size, 1);
+  assert.equal(rig.instancesByApp().get('agent')?.size, 1);
 });
 
 test('daemon restart while a crashed app is being cleaned up keeps its 60 s backoff; restarts and exits carry over', async (t) => {
@@ -292,7 +278,7 @@ test('a full disk: a restart that cannot be recorded fails with a message naming
     const restart = await rig.cli(['restart', 'd1']);
     assert.notEqual(restart.code, 0, 'a restart that cannot be recorded is an error');
     assert.match(restart.stderr, /registry\.json.*full \(ENOSPC\).*free space/s);
-    assert.ok(liveInstances(rig).get('d1') === undefined || liveInstances(rig).get('d1')?.size === 1);
+    assert.ok(rig.instancesByApp().get('d1') === undefined || rig.instancesByApp().get('d1')?.size === 1);
     const save = await rig.cli(['save']);
     assert.notEqual(save.code, 0);
     assert.match(save.stderr, /dump\.json.*full \(ENOSPC\)/s);
@@ -303,11 +289,11 @@ test('a full disk: a restart that cannot be recorded fails with a message naming
     const list = await rig.ls();
     assert.deepEqual(list.map((app) => app.name), ['d1']);
     await sleep(1500);
-    assert.equal(liveInstances(rig).get('d1'), undefined, 'nothing was spawned unrecorded');
+    assert.equal(rig.instancesByApp().get('d1'), undefined, 'nothing was spawned unrecorded');
     rmSync(filler);
     // Once there is room, the restart the daemon retries through the backoff goes through by itself.
     await waitFor(async () => (await rig.app('d1')).status === 'online', 'd1 to run again', 15_000);
-    assert.equal(liveInstances(rig).get('d1')?.size, 1, 'one tree');
+    assert.equal(rig.instancesByApp().get('d1')?.size, 1, 'one tree');
     assert.notEqual((await rig.app('d1')).pid, before.pid);
   } finally {
     await sampler.stop();

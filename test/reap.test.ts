@@ -403,3 +403,17 @@ test('opt-in: the daemon sweeps unmanaged orphans matching a configured pattern,
   assert.deepEqual(swept?.data.pids, [leaked]);
   assert.equal(swept?.data.match, match);
 });
+
+test('a --match pattern that backtracks for ever is cut off with the reason; the daemon keeps answering', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['daemon', 'start']);
+  // A command line the pattern (a+)+$ needs 2^40 steps to reject: it ends in b after 40 a's.
+  orphan(rig, `sh -c 'sleep 600' ${'a'.repeat(40)}b`);
+  const started = Date.now();
+  const run = await rig.cli(['reap', '--unmanaged', '--match', '(a+)+$', '--older-than', '0s', '--dry-run'], { timeoutMs: 20_000 });
+  assert.equal(run.code, 1, run.stdout + run.stderr);
+  assert.match(run.stderr, /took more than 200 ms on one command line.*nothing was ended/s);
+  assert.ok(Date.now() - started < 10_000, 'refused quickly, not after the backtracking ran its course');
+  await rig.ls(); // the daemon still answers
+});

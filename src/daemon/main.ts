@@ -6,7 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
-import { createProcessTable, isAlive, type ProcessTable } from '../proc/table.js';
+import { createProcessTable, isAlive, type ProcInfo, type ProcessTable } from '../proc/table.js';
 import { isAgentpmDaemon } from '../reap/guard.js';
 import { writeOwnedFileAtomic } from '../safe-files.js';
 import { VERSION } from '../version.js';
@@ -24,10 +24,10 @@ const DAEMON_OOM_SCORE_ADJ = -900;
 
 async function main(): Promise<void> {
   const paths = ensurePrivateHome(resolveHome());
-  const lock = await acquireDaemonLock(paths.home);
-  protectFromOomKiller();
   const table = await createProcessTable();
   refuseBesideAnotherDaemon(paths.home, table);
+  const lock = await acquireDaemonLock(paths.home);
+  protectFromOomKiller();
   // Left by a daemon killed mid-write; under the lock no other writer is alive.
   const stale = [...removeStaleTempFiles(paths.registry), ...removeStaleTempFiles(paths.dump)];
   const pidFileProblem = writePidFile(paths.pidFile, table);
@@ -85,13 +85,17 @@ async function main(): Promise<void> {
 
 /**
  * The lock's name comes from a key in the home; a home deleted and re-created under a running daemon
- * has a new key, and so a free name, until that daemon puts its key back (every 2 s). A daemon of this
- * home seen in /proc is the one that serves it: this one leaves, as if the lock were taken.
+ * has a new key, and so a free name, until that daemon puts its key back (every 2 s). An older daemon of
+ * this home seen in /proc serves it (or is about to): this one leaves, as if the lock were taken. Only
+ * older ones count, so that of two daemons starting at once, which see each other, one goes on.
  */
 function refuseBesideAnotherDaemon(home: string, table: ProcessTable): void {
+  const self = table.read(process.pid);
+  if (!self) return;
+  const older = (proc: ProcInfo): boolean => proc.startTime < self.startTime || (proc.startTime === self.startTime && proc.pid < self.pid);
   for (const proc of table.scan().byPid.values()) {
-    if (proc.pid === process.pid || !isAlive(proc) || table.tags(proc)?.home !== home || !isAgentpmDaemon(proc, table)) continue;
-    throw new AgentpmError('daemon-running', `another agentpm daemon (pid ${proc.pid}) already serves ${home}; use \`agentpm daemon status\``);
+    if (proc.pid === process.pid || !isAlive(proc) || !older(proc) || table.tags(proc)?.home !== home || !isAgentpmDaemon(proc, table)) continue;
+    throw new AgentpmError('daemon-running', `another agentpm daemon already serves ${home} (pid ${proc.pid}); use \`agentpm daemon status\``);
   }
 }
 

@@ -10,6 +10,7 @@ import type { HomeView } from '../reap/find.js';
 import type { ReapGuard } from '../reap/guard.js';
 import { endOrphans, listOrphans, reap, type ReapContext } from '../reap/reap.js';
 import { homeViewFromRegistry } from '../reap/views.js';
+import { commandPattern, type CommandPattern } from '../reap/pattern.js';
 import type { EventBus } from './events.js';
 
 export interface SweeperHost {
@@ -29,7 +30,7 @@ interface OrphanGroup {
   reason: string;
   app: string | null;
   instance: string | null;
-  pattern: RegExp | null;
+  pattern: CommandPattern | null;
   guard: ReapGuard;
 }
 
@@ -114,9 +115,14 @@ export class OrphanSweeper {
       groups.set(key, group);
     }
     for (const pattern of this.host.unmanagedPatterns()) {
-      const listing = listOrphans(context, { ...base, unmanaged: pattern });
-      const unmanaged = listing.found.filter((item) => item.why === 'unmanaged-match');
-      if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null, pattern: new RegExp(pattern.match), guard: listing.guard });
+      try {
+        const listing = listOrphans(context, { ...base, unmanaged: pattern });
+        const unmanaged = listing.found.filter((item) => item.why === 'unmanaged-match');
+        if (unmanaged.length > 0) groups.set(`unmanaged:${pattern.match}`, { orphans: unmanaged, reason: 'unmanaged-match', app: null, instance: null, pattern: commandPattern(pattern.match), guard: listing.guard });
+      } catch (error) {
+        // A pattern that overran its time budget (see pattern.ts) is skipped; the others still run.
+        this.host.log(`unmanaged pattern ${pattern.match}: ${(error as Error).message}`);
+      }
     }
     for (const group of groups.values()) {
       const { ended, survivors } = await endOrphans(this.host.table, group.orphans, DEFAULT_REAP_GRACE_MS, group.pattern, group.guard);

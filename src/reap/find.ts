@@ -15,6 +15,7 @@
 import type { OrphanInfo, OrphanReason, UnmanagedReap } from '../protocol.js';
 import { attribute, childrenByParent, type InstanceRef } from '../proc/tree.js';
 import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
+import { commandPattern, type CommandPattern } from './pattern.js';
 
 /** What one home's registry says is alive. */
 export interface HomeView {
@@ -31,7 +32,7 @@ export interface FindOptions {
   /** Another home's registry view, for processes tagged with it (only used with allHomes). */
   viewOf: (home: string) => HomeView | null;
   app: string | null;
-  unmanaged: { pattern: RegExp; olderThanMs: number } | null;
+  unmanaged: { pattern: CommandPattern; olderThanMs: number } | null;
   /** pids never to list (see ReapGuard). */
   protectedPids: ReadonlySet<number>;
   /** Whether processes tagged with this home may be listed (see ReapGuard). */
@@ -41,7 +42,7 @@ export interface FindOptions {
 }
 
 export function compileUnmanaged(unmanaged: UnmanagedReap | null): FindOptions['unmanaged'] {
-  return unmanaged ? { pattern: new RegExp(unmanaged.match), olderThanMs: unmanaged.olderThanMs } : null;
+  return unmanaged ? { pattern: commandPattern(unmanaged.match), olderThanMs: unmanaged.olderThanMs } : null;
 }
 
 export function findOrphans(snapshot: ProcSnapshot, table: ProcessTable, options: FindOptions): OrphanInfo[] {

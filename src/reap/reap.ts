@@ -14,6 +14,7 @@ import { childrenByParent } from '../proc/tree.js';
 import { isAlive, type ProcInfo, type ProcessTable } from '../proc/table.js';
 import { compileUnmanaged, findOrphans, type HomeView } from './find.js';
 import { guardReap, verifyCaller, type ReapGuard } from './guard.js';
+import type { CommandPattern } from './pattern.js';
 
 export interface ReapContext {
   table: ProcessTable;
@@ -72,7 +73,7 @@ export async function reap(context: ReapContext, options: ReapOptions): Promise<
  * Ends the listed orphans and anything they fork meanwhile. Each round re-reads the table; a listed pid
  * with another start time now is someone else's and is never touched.
  */
-export async function endOrphans(table: ProcessTable, orphans: readonly OrphanInfo[], graceMs: number, pattern: RegExp | null, guard: ReapGuard): Promise<{ ended: number; survivors: number }> {
+export async function endOrphans(table: ProcessTable, orphans: readonly OrphanInfo[], graceMs: number, pattern: CommandPattern | null, guard: ReapGuard): Promise<{ ended: number; survivors: number }> {
   const listed = new Map(orphans.map((item) => [`${item.pid}:${item.startTime}`, item]));
   const uid = process.getuid?.() ?? null;
   const stillEligible: StillEligible = (fresh) => {

@@ -102,6 +102,17 @@ export class Rig {
     }));
   }
 
+  /** Live instance ids per app, from /proc: more than one for an app means two trees. */
+  instancesByApp(): Map<string, Set<string>> {
+    const byApp = new Map<string, Set<string>>();
+    for (const proc of this.tagged()) {
+      const instances = byApp.get(proc.app ?? '?') ?? new Set<string>();
+      instances.add(proc.instance ?? '?');
+      byApp.set(proc.app ?? '?', instances);
+    }
+    return byApp;
+  }
+
   /** The daemon's pid, if one runs for this home. */
   daemonPid(): number | undefined {
     return liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === this.home && proc.cmd.includes('dist/daemon/main.js'))[0]?.pid;
