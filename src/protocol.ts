@@ -100,6 +100,8 @@ export interface AppSpec {
   maxRestartDelayMs: number;
   /** An instance that ran this long was stable: the backoff starts again from restartDelayMs. */
   minUptimeMs: number;
+  /** Without a health check, online this long counts as ready (`restart --wait`). */
+  readyAfterMs: number;
   /** Give up (status errored) after this many restarts within restartWindowMs; null never gives up. */
   maxRestarts: number | null;
   restartWindowMs: number;

@@ -64,6 +64,7 @@ describe('resolveApps: accepted configs', () => {
       restartDelayMs: 1_000,
       maxRestartDelayMs: 60_000,
       minUptimeMs: 30_000,
+      readyAfterMs: 3_000,
       maxRestarts: null,
       restartWindowMs: 600_000,
       maxMemoryBytes: null,

@@ -254,6 +254,7 @@ describe('renderDetail', () => {
       restartDelayMs: 1_000,
       maxRestartDelayMs: 60_000,
       minUptimeMs: 30_000,
+      readyAfterMs: 3_000,
       maxRestarts: null,
       restartWindowMs: 600_000,
       maxMemoryBytes: 200 * MB,

@@ -14,21 +14,23 @@ function writeConfig(rig: Rig, apps: Record<string, unknown>[]): string {
   return file;
 }
 
-test('restart --wait: one at a time, waits for minUptime, and fails with a per-app summary', async (t) => {
+test('restart --wait: one at a time, waits for ready (not the crash-loop window), and fails with a per-app summary', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
+  // The defaults: minUptime 30s, readyAfter 3s. Waiting for minUptime took 30 s per app, and a 30 s
+  // --timeout could never be met.
   const config = writeConfig(rig, [
-    { name: 'steady', script: IDLE, minUptime: '1s' },
-    { name: 'other', script: IDLE, minUptime: '1s' },
-    { name: 'broken', script: CRASHER, minUptime: '1s', env: { LIFETIME_MS: 300 }, restartDelay: '10s' },
+    { name: 'steady', script: IDLE },
+    { name: 'other', script: IDLE },
+    { name: 'broken', script: CRASHER, env: { LIFETIME_MS: 300 }, restartDelay: '10s' },
   ]);
   await rig.ok(['start', config]);
-  const good = await rig.cli(['restart', 'steady', 'other', '--wait', '--json']);
-  assert.equal(good.code, 0, good.stderr);
+  const good = await rig.cli(['restart', 'steady', 'other', '--wait', '--timeout', '30s', '--json']);
+  assert.equal(good.code, 0, good.stdout + good.stderr);
   const summary = JSON.parse(good.stdout) as { ok: boolean; apps: { name: string; ok: boolean; waitedMs: number }[] };
   assert.equal(summary.ok, true);
   assert.deepEqual(summary.apps.map((app) => [app.name, app.ok]), [['steady', true], ['other', true]]);
-  assert.ok(summary.apps.every((app) => app.waitedMs >= 1000), 'each waited for its minUptime');
+  assert.ok(summary.apps.every((app) => app.waitedMs >= 3000 && app.waitedMs < 30_000), `each waited for its readyAfter, not minUptime: ${good.stdout}`);
 
   const bad = await rig.cli(['restart', 'all', '--wait', '--timeout', '5s']);
   assert.equal(bad.code, 1);
@@ -41,6 +43,26 @@ test('restart --wait: one at a time, waits for minUptime, and fails with a per-a
   assert.match(misuse.stderr, /--timeout and --parallel go with --wait/);
   const reload = await rig.cli(['reload', 'steady']);
   assert.equal(reload.code, 0, 'reload is restart');
+});
+
+test('restart --wait-stable waits for minUptime; a --timeout no app could meet is refused before anything restarts', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', writeConfig(rig, [{ name: 'steady', script: IDLE, minUptime: '2s', readyAfter: '500ms' }])]);
+  const before = await rig.app('steady');
+
+  const short = await rig.cli(['restart', 'steady', '--wait-stable', '--timeout', '1s']);
+  assert.equal(short.code, 1);
+  assert.match(short.stderr, /--timeout 1s is shorter than steady needs online for 2s \(minUptime\); nothing was restarted\. Raise --timeout, or drop --wait-stable/);
+  const tooShort = await rig.cli(['restart', 'steady', '--wait', '--timeout', '100ms']);
+  assert.equal(tooShort.code, 1);
+  assert.match(tooShort.stderr, /shorter than steady needs online for 500ms \(readyAfter\)/);
+  assert.equal((await rig.app('steady')).pid, before.pid, 'nothing was restarted');
+
+  const stable = await rig.cli(['restart', 'steady', '--wait-stable', '--json']);
+  assert.equal(stable.code, 0, stable.stdout + stable.stderr);
+  const [app] = (JSON.parse(stable.stdout) as { apps: { waitedMs: number }[] }).apps;
+  assert.ok(app && app.waitedMs >= 2000, 'waited for minUptime');
 });
 
 test('re-running start with a changed config restarts only the apps whose definition changed', async (t) => {

@@ -147,17 +147,19 @@ for (const verb of ['restart', 'reload'] as const) {
         : 'the same as restart: agents have no zero-downtime cluster mode, so each tree is stopped, then started',
     )
     .argument('<names...>', "app names, or 'all'")
-    .option('--wait', 'wait until each app is online and stable for its minUptime; exit 1 with a summary if any is not')
+    .option('--wait', 'wait until each app is ready (healthy, or online for its readyAfter, default 3s); exit 1 with a summary if any is not')
+    .option('--wait-stable', 'wait longer: until each app has stayed up for its minUptime (the crash-loop window, default 30s)')
     .option('--timeout <duration>', 'with --wait: how long each app may take (default 60s)')
     .option('--parallel <n>', 'with --wait: apps restarted at once (default 1, so memory never doubles across all agents)')
     .option('--json', 'print the app list (or with --wait, the per-app summary) as JSON')
     .addHelpText('after', `
 Example (an upgrade script):
   git pull && npm ci && agentpm ${verb} all --wait --timeout 2m || exit 1`)
-    .action(async (names: string[], options: { wait?: boolean; timeout?: string; parallel?: string; json?: boolean }) => {
-      if (options.wait) {
+    .action(async (names: string[], options: { wait?: boolean; waitStable?: boolean; timeout?: string; parallel?: string; json?: boolean }) => {
+      if (options.wait || options.waitStable) {
         const { restartAndWait, renderWaitSummary } = await import('./restart-wait.js');
-        const summary = await withDaemon(true, (client) => restartAndWait(client, targetOf(names), options));
+        const flags = { timeout: options.timeout, parallel: options.parallel, stable: options.waitStable === true };
+        const summary = await withDaemon(true, (client) => restartAndWait(client, targetOf(names), flags));
         if (options.json) printJson(summary);
         else print(renderWaitSummary(summary));
         if (!summary.ok) process.exitCode = 1;

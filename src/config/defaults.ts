@@ -12,6 +12,8 @@ export const DEFAULTS = {
   restartDelay: 1_000,
   maxRestartDelay: 60_000,
   minUptime: 30_000,
+  /** Long enough for a start-up crash to show, short enough for an upgrade script (`restart --wait`). */
+  readyAfter: 3_000,
   maxRestarts: null,
   restartWindow: 600_000,
   memoryMetric: 'rss',
@@ -44,6 +46,7 @@ export const ADDED_SPEC_DEFAULTS = {
   priority: DEFAULTS.priority,
   guardAction: DEFAULTS.guardAction,
   oomScoreAdj: null,
+  readyAfterMs: DEFAULTS.readyAfter,
 } satisfies Partial<AppSpec>;
 
 /** The daemon's automatic sweep for orphans. */

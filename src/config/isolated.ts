@@ -10,11 +10,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentpmError, type ErrorPayload } from '../errors.js';
 import type { LoadedConfig, LoadOptions } from './load.js';
-import { formatDuration, parseDuration } from './units.js';
-
-function describeMs(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : formatDuration(ms);
-}
+import { formatSetting, parseDuration } from './units.js';
 
 export type LoaderRequest = { kind: 'load'; file: string; options: LoadOptions } | { kind: 'convert'; file: string };
 export type LoaderReply = { running: true } | { ok: true; value: unknown } | { ok: false; error: ErrorPayload };
@@ -81,13 +77,13 @@ function runLoader(request: LoaderRequest): Promise<unknown> {
       if (reply?.ok) return resolve(reply.value);
       if (reply) return reject(new AgentpmError(reply.error.code, reply.error.message));
       if (timedOut === 'typecheck') {
-        return reject(new AgentpmError('invalid-config', `type-checking ${request.file} took more than ${describeMs(TYPECHECK_TIMEOUT_MS)}; nothing was started. Run \`npx tsc --noEmit\` on it to see why.`));
+        return reject(new AgentpmError('invalid-config', `type-checking ${request.file} took more than ${formatSetting(TYPECHECK_TIMEOUT_MS)}; nothing was started. Run \`npx tsc --noEmit\` on it to see why.`));
       }
       if (timedOut === 'run') {
         return reject(
           new AgentpmError(
             'invalid-config',
-            `${request.file} did not finish loading within ${describeMs(timeoutMs)}; nothing was started. Loading runs the file: ` +
+            `${request.file} did not finish loading within ${formatSetting(timeoutMs)}; nothing was started. Loading runs the file: ` +
               'look for a top-level await that waits on something that never comes (a server, a prompt, a network call). ' +
               'If it is only slow, raise the limit with AGENTPM_CONFIG_TIMEOUT=2m.',
           ),

@@ -37,6 +37,8 @@ export interface AppConfig {
   maxRestartDelay?: Duration;
   /** A run this long is stable and resets the backoff (default '30s'). */
   minUptime?: Duration;
+  /** Without a health check, online this long counts as ready for `restart --wait` (default '3s'). */
+  readyAfter?: Duration;
   /** Give up (errored) after this many restarts within restartWindow (default: never). */
   maxRestarts?: number;
   restartWindow?: Duration;

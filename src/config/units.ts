@@ -61,6 +61,11 @@ export function formatBytes(bytes: number): string {
   return `${shown >= 100 ? shown.toFixed(0) : shown.toFixed(1)} ${units[unit]}B`;
 }
 
+/** A duration as a user would set it: '500ms' below a second, else as formatDuration. */
+export function formatSetting(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : formatDuration(ms);
+}
+
 export function formatDuration(ms: number): string {
   const seconds = Math.floor(ms / 1000);
   if (seconds < 60) return `${seconds}s`;

@@ -41,6 +41,7 @@ export const appSpecSchema = z.strictObject({
   restartDelayMs: ms,
   maxRestartDelayMs: ms,
   minUptimeMs: ms,
+  readyAfterMs: ms,
   maxRestarts: count.nullable(),
   restartWindowMs: ms,
   maxMemoryBytes: bytes.nullable(),
