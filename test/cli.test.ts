@@ -166,3 +166,19 @@ test('logs --follow prints new lines as the app writes them, out and err told ap
   assert.match(output, /err \| err \d+/);
   follower.kill('SIGTERM');
 });
+
+test("PM2 habits: status, list, describe and info mean ls and show; -i (cluster mode) is refused with the reason and the way", async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'bot']);
+  for (const verb of ['status', 'list']) {
+    const rows = JSON.parse(await rig.ok([verb, '--json'])) as { name: string }[];
+    assert.deepEqual(rows.map((row) => row.name), ['bot'], verb);
+    assert.match(await rig.ok([verb]), /^bot\s+online/m, `${verb} as a table`);
+  }
+  for (const verb of ['describe', 'info']) assert.equal((JSON.parse(await rig.ok([verb, 'bot', '--json'])) as { name: string }).name, 'bot', verb);
+  const cluster = await rig.cli(['start', IDLE, '--name', 'pool', '-i', '2']);
+  assert.equal(cluster.code, 1);
+  assert.match(cluster.stderr, /-i\/--instances \(PM2's cluster mode\) is not supported.*--name <name>-2, or list them in a config/s);
+  assert.deepEqual((await rig.ls()).map((app) => app.name), ['bot'], 'nothing was started');
+});

@@ -92,11 +92,20 @@ program
   .option('--on-limit <action>', "'restart' (default) or 'kill-offender' (end the largest/newest descendants first)")
   .option('--replace', 'if the app is running, stop its whole tree and start it again (with the new definition, if options give one)')
   .option('--json', 'print the app list as JSON')
+  // PM2's cluster mode, asked for by habit: refused with the reason and what to do instead.
+  .addOption(new Option('-i, --instances <n>').hideHelp())
   .addHelpText(
     'after',
     '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start bot                           # a stopped app, by name, with its saved definition\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts --env production --only bot,worker\n  agentpm start ecosystem.config.js           # a PM2 ecosystem file works too',
   )
-  .action(async (target: string, args: string[], options: StartOptions) => {
+  .action(async (target: string, args: string[], options: StartOptions & { instances?: string }) => {
+    if (options.instances !== undefined) {
+      throw new AgentpmError(
+        'invalid-argument',
+        `-i/--instances (PM2's cluster mode) is not supported: it runs copies of a stateless server behind one port, while an agent keeps its ` +
+          `state in its own process tree. Start each copy as an app of its own: agentpm start ${target} --name <name>-2, or list them in a config.`,
+      );
+    }
     const { planStart, executeStart } = await import('./start.js');
     let client: DaemonClient | null = null;
     const connect = async (): Promise<DaemonClient> => (client ??= await DaemonClient.connect(paths(), { autostart: true }));
@@ -187,7 +196,7 @@ program
 
 program
   .command('ls')
-  .alias('list')
+  .aliases(['list', 'status'])
   .description('list apps with their status and whole-tree figures')
   .option('--json', 'machine-readable output (a stable contract)')
   .action(async (options: { json?: boolean }) => {
@@ -198,6 +207,7 @@ program
 
 program
   .command('show')
+  .aliases(['describe', 'info'])
   .description("an app's definition, status, process tree and recent exits")
   .argument('<name>', 'app name')
   .option('--json', 'machine-readable output')
