@@ -220,6 +220,8 @@ export interface AppSummary {
   health: HealthState | null;
   limits: AppLimits;
   lastExit: ExitRecord | null;
+  /** When the current backoff ends (ISO 8601), if status is backoff. */
+  nextStartAt: string | null;
 }
 
 export interface TreeProcess {
@@ -233,8 +235,6 @@ export interface TreeProcess {
 
 export interface AppDetail extends AppSummary {
   instance: string | null;
-  /** When the current backoff ends (ISO 8601), if status is backoff. */
-  nextStartAt: string | null;
   definition: AppDefinition;
   logs: { out: string; err: string };
   tree: TreeProcess[];

@@ -144,6 +144,7 @@ function summary(fields: Partial<AppSummary> & { name: string }): AppSummary {
     cpu: 12.4,
     limits: { memory: null, children: null },
     lastExit: null,
+    nextStartAt: null,
     ...fields,
   };
 }
@@ -165,6 +166,12 @@ describe('renderList', () => {
   test('no apps: says how to start one', () => {
     assert.match(renderList([]), /no apps/);
     assert.match(renderList([]), /agentpm start/);
+  });
+
+  test('an app in backoff shows when it runs next', () => {
+    const nextStartAt = new Date(Date.now() + 27_500).toISOString();
+    const text = renderList([summary({ name: 'crashy', status: 'backoff', pid: null, uptimeMs: null, nextStartAt })]);
+    assert.match(text, /^crashy\s+backoff \(next in 28s\)/m);
   });
 
   test('a header and one row per app, in order', () => {

@@ -28,6 +28,7 @@ function app(name: string, overrides: Partial<AppSummary> = {}): AppSummary {
     health: null,
     limits: { memory: 200 * MB, children: 10 },
     lastExit: null,
+    nextStartAt: null,
     ...overrides,
   };
 }

@@ -74,7 +74,7 @@ test('re-running start with a changed config restarts only the apps whose defini
   const before = await rig.ls();
   const out = await rig.ok(['start', writeConfig(rig, [same, { ...edited, env: { MODE: 'b' } }, { name: 'added', script: IDLE }])]);
   assert.match(out, /restarted with a changed definition: edited/);
-  assert.match(out, /unchanged, left running: same/);
+  assert.match(out, /unchanged, left as they are: same \(online\)/);
   const after = await rig.ls();
   const pid = (list: typeof before, name: string): number | null => list.find((app) => app.name === name)?.pid ?? null;
   assert.equal(pid(after, 'same'), pid(before, 'same'), 'the unchanged app was not touched');

@@ -123,7 +123,11 @@ program
     }
     if (options.json) return printJson(list);
     if (result.restarted.length > 0) print(`${saved ? 'restarted (--replace)' : 'restarted with a changed definition'}: ${result.restarted.join(', ')}`);
-    if (result.unchanged.length > 0) print(`unchanged, left running: ${result.unchanged.join(', ')}`);
+    if (result.unchanged.length > 0) {
+      // Unchanged apps are left as they are, which is not always running (a backoff, a start under way).
+      const statusOf = (name: string): string => list.find((app) => app.name === name)?.status ?? 'unknown';
+      print(`unchanged, left as they are: ${result.unchanged.map((name) => `${name} (${statusOf(name)})`).join(', ')}`);
+    }
     print(renderList(list));
   });
 

@@ -31,12 +31,19 @@ export function describeExit(exit: ExitRecord | null): string {
   return detail ? `${exit.reason} (${detail})` : exit.reason;
 }
 
+function statusCell(app: AppSummary): string {
+  if (app.health === 'unhealthy') return `${app.status} (unhealthy)`;
+  // Rounded up: "next in 0s" would read as "now" for most of the last second.
+  if (app.status === 'backoff' && app.nextStartAt) return `backoff (next in ${formatDuration(Math.max(0, Date.parse(app.nextStartAt) - Date.now()) + 999)})`;
+  return app.status;
+}
+
 export function renderList(apps: AppSummary[]): string {
   if (apps.length === 0) return 'no apps; start one with `agentpm start <script>` or `agentpm start ecosystem.config.ts`';
   const header = ['name', 'status', 'pid', 'uptime', 'restarts', 'memory', 'cpu', 'procs', 'last exit'];
   const rows = apps.map((app) => [
     app.name,
-    app.health === 'unhealthy' ? `${app.status} (unhealthy)` : app.status,
+    statusCell(app),
     app.pid === null ? '-' : String(app.pid),
     app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs),
     String(app.restarts),

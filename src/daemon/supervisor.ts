@@ -431,7 +431,6 @@ export class Supervisor implements AppHost {
     return {
       ...this.summary(app),
       instance: app.instance?.id ?? null,
-      nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
       definition: maskDefinition(spec),
       logs: appLogPaths(this.paths.home, app.name),
       tree,
@@ -721,6 +720,7 @@ export class Supervisor implements AppHost {
       health: app.spec.health && app.instance ? app.health : null,
       limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
       lastExit: app.exits[0] ?? null,
+      nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
     };
   }
 
