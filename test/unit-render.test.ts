@@ -299,6 +299,18 @@ describe('renderDetail', () => {
     const root = text.split('\n').find((line) => line.includes('node /srv/bot.js'));
     assert.ok(child && root, text);
     assert.ok(child.indexOf('chromium') > root.indexOf('node /srv/bot.js'), 'a child is indented under its parent');
-    assert.ok(text.includes('memory-limit (540 MB > 200 MB)  after 2m, 2 left behind (killed)'), text);
+    // agentpm ended the tree: its other processes went with it, nothing leaked.
+    assert.ok(text.includes('memory-limit (540 MB > 200 MB)  after 2m, 2 more process(es) of its tree ended with it'), text);
   });
+
+  test('after an exit of its own, what the tree left behind reads as left behind', () => {
+    const crashed = plain(renderDetail({ ...detail, exits: [exitRecord({ reason: 'crashed', code: 1, leftovers: 3 })] }));
+    assert.ok(crashed.includes('crashed (code 1)  after 1s, 3 left behind (killed)'), crashed);
+  });
+});
+
+test('a state change the app caused itself says so', () => {
+  const line = describeEvent(event('state', 'root-exited', { from: 'online', to: 'stopping' }));
+  assert.ok(line.includes('online → stopping (it exited by itself; ending what it left)'), line);
+  assert.ok(!describeEvent(event('state', null, { from: 'online', to: 'stopping' })).includes('by itself'));
 });

@@ -89,10 +89,16 @@ export function renderDetail(app: AppDetail): string {
   if (app.exits.length > 0) {
     lines.push('  exits (newest first)');
     for (const exit of app.exits.slice(0, 10)) {
-      lines.push(`    ${exit.at}  ${describeExit(exit)}  after ${formatDuration(exit.uptimeMs)}${exit.leftovers ? `, ${exit.leftovers} left behind (killed)` : ''}`);
+      lines.push(`    ${exit.at}  ${describeExit(exit)}  after ${formatDuration(exit.uptimeMs)}${exit.leftovers ? `, ${describeLeftovers(exit)}` : ''}`);
     }
   }
   return lines.join('\n');
+}
+
+/** After an exit of its own, the tree's other processes were left behind; after a stop, they went with it. */
+function describeLeftovers(exit: ExitRecord): string {
+  const byItself = exit.reason === 'exited' || exit.reason === 'crashed' || exit.reason === 'killed-by-signal' || exit.reason === 'oom-killed' || exit.reason === 'vanished';
+  return byItself ? `${exit.leftovers} left behind (killed)` : `${exit.leftovers} more process(es) of its tree ended with it`;
 }
 
 function describeLimit(reason: string, measured: number, limit: number): string {
@@ -116,7 +122,7 @@ export function describeEventText(event: AgentEvent): string {
   let text: string;
   switch (event.type) {
     case 'state':
-      text = `${String(data['from'])} → ${String(data['to'])}`;
+      text = `${String(data['from'])} → ${String(data['to'])}${event.reason === 'root-exited' ? ' (it exited by itself; ending what it left)' : ''}`;
       break;
     case 'spawn':
       text = `started, pid ${numberOf(data, 'pid')}`;

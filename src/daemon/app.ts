@@ -195,7 +195,7 @@ export class App {
     this.exclusiveInBackground('handling the exit', async () => {
       if (this.disposed || this.state.id !== 'online' || this.state.instance.id !== instanceId) return; // already handled
       const instance = this.state.instance;
-      this.transition({ id: 'stopping', instance });
+      this.transition({ id: 'stopping', instance }, 'root-exited');
       const oomKillRose = this.host.oomKillRose();
       const { seen } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
       if (seen > 0) this.host.emit('leftovers-killed', this, instance.id, null, { count: seen });
@@ -443,10 +443,11 @@ export class App {
     this.exits = [record, ...this.exits].slice(0, MAX_EXITS_KEPT);
   }
 
-  private transition(next: AppState): void {
+  /** `why`: set when the change was not agentpm's doing (the root exited by itself). */
+  private transition(next: AppState, why: 'root-exited' | null = null): void {
     const from = this.state.id;
     this.state = next;
-    if (from !== next.id) this.host.emit('state', this, this.instance?.id ?? null, null, { from, to: next.id });
+    if (from !== next.id) this.host.emit('state', this, this.instance?.id ?? null, why, { from, to: next.id });
     this.host.changed(this);
   }
 
