@@ -16,7 +16,7 @@ test('ls --json is a stable contract', async (t) => {
     const summary = await rig.app('tree');
     return summary.processes === 3 ? summary : undefined;
   }, 'the tree');
-  assert.deepEqual(Object.keys(app).sort(), ['cpu', 'health', 'lastExit', 'limits', 'memory', 'name', 'pid', 'processes', 'restarts', 'status', 'uptimeMs'].sort());
+  assert.deepEqual(Object.keys(app).sort(), ['cpu', 'health', 'lastExit', 'limits', 'memory', 'name', 'nextStartAt', 'pid', 'processes', 'restarts', 'status', 'uptimeMs'].sort());
   assert.equal(app.status, 'online');
   assert.equal(typeof app.pid, 'number');
   assert.equal(app.restarts, 0);
@@ -25,6 +25,7 @@ test('ls --json is a stable contract', async (t) => {
   assert.deepEqual(app.limits, { memory: null, children: null });
   assert.equal(app.lastExit, null);
   assert.equal(app.health, null, 'no health check, no health state');
+  assert.equal(app.nextStartAt, null, 'not in backoff');
 });
 
 test('starting a running name is refused; --replace stops the old tree completely first', async (t) => {
