@@ -143,25 +143,6 @@ test('EPIPE: every command whose reader went away ends quietly with status 141, 
   }
 });
 
-/** The CLI run from another directory (the rig runs it from the repository). */
-function cliIn(rig: Rig, cwd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'], cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`agentpm ${args.join(' ')} did not finish`));
-    }, 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 test('start <name>: a known app starts with its saved definition; options that would change it are refused; a file comes first, a command last', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
@@ -206,7 +187,7 @@ test('start <name>: a known app starts with its saved definition; options that w
   chmodSync(join(dir, 'worker'), 0o755);
   await rig.ok(['start', 'sleep', '--name', 'worker', '--', '300']);
   await rig.ok(['stop', 'worker']);
-  const file = await cliIn(rig, dir, ['start', 'worker']);
+  const file = await rig.cli(['start', 'worker'], { cwd: dir });
   assert.equal(file.code, 0, file.stderr);
   assert.equal((await rig.show('worker')).definition.script, join(dir, 'worker'));
 });

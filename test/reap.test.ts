@@ -126,7 +126,8 @@ test('unmanaged: only matching, orphaned, old-enough processes of this user; nev
   assert.ok(isAlivePid(young), 'a young orphan is left alone');
 });
 
-test('processes of another AGENTPM_HOME are not touched unless --all-homes', async (t) => {
+/** A rig, and another home's directory whose tagged processes the test makes and ends itself. */
+async function rigWithAnotherHome(t: { after: (fn: () => Promise<void>) => void }): Promise<{ rig: Rig; otherHome: string }> {
   const rig = await Rig.create();
   const otherHome = mkdtempSync(join(tmpdir(), TEST_HOME_PREFIX));
   t.after(async () => {
@@ -134,6 +135,11 @@ test('processes of another AGENTPM_HOME are not touched unless --all-homes', asy
     killTaggedWith(otherHome);
     rmSync(otherHome, { recursive: true, force: true });
   });
+  return { rig, otherHome };
+}
+
+test('processes of another AGENTPM_HOME are not touched unless --all-homes', async (t) => {
+  const { rig, otherHome } = await rigWithAnotherHome(t);
   const foreign = orphan(rig, 'sleep 600', { AGENTPM_HOME: otherHome, AGENTPM_APP: 'x', AGENTPM_INSTANCE: 'abcabcabcabc' });
   const mine = await reapJson(rig, ['--dry-run']);
   assert.deepEqual(mine.result.found, []);
@@ -227,13 +233,7 @@ test('the daemon refuses a reap whose caller it cannot find as claimed, and ends
 });
 
 test('an orphan without a home does not take along a child of another home', async (t) => {
-  const rig = await Rig.create();
-  const otherHome = mkdtempSync(join(tmpdir(), TEST_HOME_PREFIX));
-  t.after(async () => {
-    await rig.dispose();
-    killTaggedWith(otherHome);
-    rmSync(otherHome, { recursive: true, force: true });
-  });
+  const { rig, otherHome } = await rigWithAnotherHome(t);
   const match = uniqueMatch('homeless');
   // $0 of the shell carries the pattern; its child carries the other home only.
   const parent = orphan(rig, `env -u AGENTPM_HOME sh -c 'AGENTPM_HOME=${otherHome} sleep 600 & wait' ${match}`);

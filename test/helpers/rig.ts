@@ -53,9 +53,10 @@ export class Rig {
     return new Rig(home, env);
   }
 
-  cli(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
+  /** Runs the CLI, from the repository unless `cwd` says otherwise. */
+  cli(args: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { env: { ...this.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...this.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd ?? ROOT });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
