@@ -31,7 +31,10 @@ test('kill -9 of the daemon, then any command: the same apps run once each, none
   const before = await waitFor(async () => {
     const list = await rig.ls();
     const trees = list.map((app) => [app.status, app.processes >= 1 ? 'some' : 'none']);
-    const ready = list.find((app) => app.name === 'a')?.processes === 4 && list.find((app) => app.name === 'b')?.processes === 3;
+    // The daemon's figures come from a scan up to a tick old: c's count must match /proc now (tsx may
+    // have started its esbuild service child since).
+    const cNow = rig.tagged().filter((proc) => proc.app === 'c').length;
+    const ready = list.find((app) => app.name === 'a')?.processes === 4 && list.find((app) => app.name === 'b')?.processes === 3 && list.find((app) => app.name === 'c')?.processes === cNow;
     return ready && trees.every(([status, procs]) => status === 'online' && procs === 'some') ? list : undefined;
   }, 'three apps online with their trees');
   const taggedBefore = rig.tagged().map((proc) => proc.pid).sort();
