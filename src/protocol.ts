@@ -107,6 +107,12 @@ export interface AppSpec {
   restartWindowMs: number;
   maxMemoryBytes: number | null;
   maxChildren: number | null;
+  /** Kernel memory cap (cgroup backends): null derives it from maxMemoryBytes, false means none. */
+  hardMemoryBytes: number | false | null;
+  /** Kernel task (thread) cap (cgroup backends): null derives it from maxChildren, false means none. */
+  maxTasks: number | false | null;
+  /** CPU quota in percent of one core (cgroup backends); null: none. */
+  maxCpuPercent: number | null;
   /** 'rss' (default, cheap) or 'pss' (shared pages split between the processes that map them). */
   memoryMetric: MemoryMetric;
   /** Consecutive monitor ticks over a limit before it is enforced. */

@@ -266,6 +266,9 @@ describe('renderDetail', () => {
       restartWindowMs: 600_000,
       maxMemoryBytes: 200 * MB,
       maxChildren: 10,
+      hardMemoryBytes: null,
+      maxTasks: null,
+      maxCpuPercent: null,
       memoryMetric: 'rss',
       memoryBreachTicks: 2,
       childrenBreachTicks: 1,
@@ -293,6 +296,8 @@ describe('renderDetail', () => {
     const text = plain(renderDetail(detail));
     assert.ok(text.startsWith(`bot: online (pid 1234, instance ${INSTANCE})`), text);
     assert.ok(text.includes('540 MB in 3 process(es), limit 200 MB, children limit 10'), text);
+    // The kernel's caps derived from the graceful limits: 1.25 × 200 MB, and 32 + 10 × 16 + 64 tasks.
+    assert.ok(text.includes('kernel caps  memory 250 MB, 256 tasks (under a cgroup backend)'), text);
     assert.ok(text.includes('/srv/bot.js --fast'), text);
     assert.ok(text.includes('MODE=prod'), text);
     const child = text.split('\n').find((line) => line.includes('chromium'));
@@ -301,6 +306,13 @@ describe('renderDetail', () => {
     assert.ok(child.indexOf('chromium') > root.indexOf('node /srv/bot.js'), 'a child is indented under its parent');
     // agentpm ended the tree: its other processes went with it, nothing leaked.
     assert.ok(text.includes('memory-limit (540 MB > 200 MB)  after 2m, 2 more process(es) of its tree ended with it'), text);
+  });
+
+  test('kernel caps: explicit ones and a CPU quota are shown, none without any limit', () => {
+    const capped = plain(renderDetail({ ...detail, definition: { ...detail.definition, hardMemoryBytes: false, maxTasks: 500, maxCpuPercent: 150 } }));
+    assert.ok(capped.includes('kernel caps  500 tasks, cpu 150% (under a cgroup backend)'), capped);
+    const free = plain(renderDetail({ ...detail, definition: { ...detail.definition, maxMemoryBytes: null, maxChildren: null } }));
+    assert.ok(!free.includes('kernel caps'), free);
   });
 
   test('after an exit of its own, what the tree left behind reads as left behind', () => {

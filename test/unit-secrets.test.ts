@@ -102,6 +102,7 @@ test('maskDefinition: every field that can carry a credential', () => {
     name: 'bot', script: '/srv/bot.js', args: ['--token', 'abc'], cwd: '/srv', interpreter: null, interpreterArgs: ['--secret=s'],
     env: { PASSPHRASE: 'x', MODE: 'a' }, stopSignal: 'SIGTERM', killTimeoutMs: DEFAULTS.killTimeout, autorestart: true,
     restartDelayMs: 1, maxRestartDelayMs: 1, minUptimeMs: 1, readyAfterMs: 1, maxRestarts: null, restartWindowMs: 1, maxMemoryBytes: null, maxChildren: null,
+    hardMemoryBytes: null, maxTasks: null, maxCpuPercent: null,
     memoryMetric: 'rss', memoryBreachTicks: 1, childrenBreachTicks: 1, onLimit: 'restart', reap: true, watch: null, ignoreWatch: [], watchDelayMs: 1,
     notify: [{ command: `curl https://api.telegram.org/bot${TELEGRAM}/sendMessage`, webhook: 'https://ops.example.com/hooks/t0k3n?key=k', events: null, timeoutMs: 1 }],
     health: { http: 'http://admin:hunter2@127.0.0.1:3000/health', command: 'check --password pw-h3alth', intervalMs: 1, timeoutMs: 1, retries: 1, startPeriodMs: 1 },

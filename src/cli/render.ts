@@ -2,6 +2,7 @@
  * Plain-text rendering of daemon answers for people. Scripts use --json, which prints the daemon's
  * answer as it is.
  */
+import { kernelLimitProblems, kernelLimitsFor } from '../cgroup/limits.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 import { unreachable } from '../errors.js';
 import type { AgentEvent, AppDetail, AppStatus, AppSummary, ExitRecord } from '../protocol.js';
@@ -68,6 +69,7 @@ export function renderDetail(app: AppDetail): string {
     `  interpreter  ${definition.interpreter ?? 'by extension'}${definition.interpreterArgs.length ? ` ${definition.interpreterArgs.join(' ')}` : ''}`,
     `  uptime       ${app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs)}    restarts ${app.restarts}`,
     `  memory       ${formatBytes(app.memory)} in ${app.processes} process(es)${app.limits.memory ? `, limit ${formatBytes(app.limits.memory)}` : ''}${app.limits.children !== null ? `, children limit ${app.limits.children}` : ''}`,
+    ...kernelCapsLine(definition),
     `  stop         ${definition.stopSignal}, SIGKILL after ${definition.killTimeoutMs} ms`,
     `  restart      ${definition.autorestart ? `backoff ${definition.restartDelayMs}-${definition.maxRestartDelayMs} ms, stable after ${definition.minUptimeMs} ms` : 'off'}${definition.maxRestarts ? `, give up after ${definition.maxRestarts} in ${definition.restartWindowMs} ms` : ''}`,
     `  logs         ${app.logs.out}`,
@@ -93,6 +95,21 @@ export function renderDetail(app: AppDetail): string {
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * The caps a cgroup backend gives the kernel, as derived for this definition before its start (the tasks cap
+ * may grow by the root's threads counted once it runs); none when nothing is capped.
+ */
+function kernelCapsLine(definition: AppDetail['definition']): string[] {
+  if (kernelLimitProblems(definition).length > 0) return [];
+  const caps = kernelLimitsFor(definition, null);
+  const parts = [
+    caps.memoryMaxBytes !== null ? `memory ${formatBytes(caps.memoryMaxBytes)}` : null,
+    caps.pidsMax !== null ? `${caps.pidsMax} tasks` : null,
+    caps.cpu !== null ? `cpu ${String((caps.cpu.quotaUs / caps.cpu.periodUs) * 100)}%` : null,
+  ].filter((part) => part !== null);
+  return parts.length > 0 ? [`  kernel caps  ${parts.join(', ')} (under a cgroup backend)`] : [];
 }
 
 /** After an exit of its own, the tree's other processes were left behind; after a stop, they went with it. */

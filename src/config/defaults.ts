@@ -47,6 +47,11 @@ export const ADDED_SPEC_DEFAULTS = {
   guardAction: DEFAULTS.guardAction,
   oomScoreAdj: null,
   readyAfterMs: DEFAULTS.readyAfter,
+  // The kernel caps: derived from maxMemory and maxChildren as for an app that does not set them, so an app
+  // saved before they existed gets the same containment as one started today.
+  hardMemoryBytes: null,
+  maxTasks: null,
+  maxCpuPercent: null,
 } satisfies Partial<AppSpec>;
 
 /** The daemon's automatic sweep for orphans. */

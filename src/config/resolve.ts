@@ -10,7 +10,8 @@ import { AgentpmError } from '../errors.js';
 import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
-import { MAX_COUNT, parseDuration, parseSize } from './units.js';
+import { MAX_COUNT, parseCpu, parseDuration, parseSize } from './units.js';
+import { kernelLimitProblems } from '../cgroup/limits.js';
 import { maskText } from '../secrets.js';
 
 export interface ResolveContext {
@@ -41,6 +42,9 @@ export const APP_FIELDS = [
   'restartWindow',
   'maxMemory',
   'maxChildren',
+  'hardMemory',
+  'maxTasks',
+  'maxCpu',
   'memoryMetric',
   'memoryBreachTicks',
   'childrenBreachTicks',
@@ -209,6 +213,24 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     if (parsed.ok && parsed.value > 0) maxMemoryBytes = parsed.value;
     else problem('maxMemory', parsed.ok ? `must be more than 0, got ${show(value)}` : parsed.message);
   }
+  let hardMemoryBytes: number | false | null = null;
+  if (app['hardMemory'] === false) hardMemoryBytes = false;
+  else if (app['hardMemory'] !== undefined) {
+    const value = app['hardMemory'];
+    const parsed = typeof value === 'string' || typeof value === 'number' ? parseSize(value) : { ok: false as const, message: `expected a size such as '2G', or false for no kernel cap, got ${show(value)}` };
+    if (parsed.ok && parsed.value > 0) hardMemoryBytes = parsed.value;
+    else problem('hardMemory', parsed.ok ? `must be more than 0 (false for no kernel cap), got ${show(value)}` : parsed.message);
+  }
+  let maxTasks: number | false | null = null;
+  if (app['maxTasks'] === false) maxTasks = false;
+  else if (app['maxTasks'] !== undefined) maxTasks = count('maxTasks', false);
+  let maxCpuPercent: number | null = null;
+  if (app['maxCpu'] !== undefined) {
+    const value = app['maxCpu'];
+    const parsed = typeof value === 'string' || typeof value === 'number' ? parseCpu(value) : { ok: false as const, message: `expected a share of CPU such as '150%' (of one core) or a number of cores such as 1.5, got ${show(value)}` };
+    if (parsed.ok) maxCpuPercent = parsed.value;
+    else problem('maxCpu', parsed.message);
+  }
 
   const choice = <T extends string>(field: string, allowed: readonly T[], fallback: T): T => {
     const value = app[field];
@@ -258,6 +280,9 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     restartWindowMs: duration('restartWindow', DEFAULTS.restartWindow),
     maxMemoryBytes,
     maxChildren: count('maxChildren', true),
+    hardMemoryBytes,
+    maxTasks,
+    maxCpuPercent,
     memoryMetric: choice('memoryMetric', MEMORY_METRICS, DEFAULTS.memoryMetric),
     memoryBreachTicks: count('memoryBreachTicks', false) ?? DEFAULTS.memoryBreachTicks,
     childrenBreachTicks: count('childrenBreachTicks', false) ?? DEFAULTS.childrenBreachTicks,
@@ -273,6 +298,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     guardAction: resolveGuardAction(app['guardAction'], 'guardAction', problem),
     oomScoreAdj: integerIn('oomScoreAdj', -1000, 1000, null),
   };
+  for (const item of kernelLimitProblems(spec)) problem(item.field, item.message);
   return problems.length === before ? spec : null;
 }
 

@@ -46,6 +46,18 @@ export interface AppConfig {
   maxMemory?: Size;
   /** Live descendants of the root allowed (root excluded). */
   maxChildren?: number;
+  /**
+   * Kernel memory cap of the whole tree under a cgroup backend (OOM kill inside the app's own cgroup), for
+   * spikes between two monitor ticks: default 1.25 × maxMemory, never below it; false for none.
+   */
+  hardMemory?: Size | false;
+  /**
+   * Kernel cap of tasks (threads, not processes) of the whole tree under a cgroup backend: a fork storm stops
+   * there. Default derived from maxChildren (the root's threads + 16 per child + 64); false for none.
+   */
+  maxTasks?: number | false;
+  /** CPU quota of the whole tree under a cgroup backend: '150%' of one core, or a number of cores (1.5). */
+  maxCpu?: string | number;
   /** 'rss' (default) or 'pss' (shared pages divided among the processes sharing them; costs a read per process per tick). */
   memoryMetric?: 'rss' | 'pss';
   /** Consecutive monitor ticks over maxMemory before acting (default 2). */

@@ -27,6 +27,21 @@ export function parseSize(input: string | number): Parsed {
 }
 
 /**
+ * A CPU share as people write it: '150%' of one core, or a number of cores (1.5, '1.5'). The value is in
+ * percent of one core, as `ls` shows CPU.
+ */
+export function parseCpu(input: string | number): Parsed {
+  const cores = typeof input === 'number' ? input : /^\s*(\d+(?:\.\d+)?)\s*$/.test(input) ? Number(input) : null;
+  if (cores !== null) {
+    if (!Number.isFinite(cores) || cores <= 0) return { ok: false, message: `expected a share of CPU such as '150%' (of one core) or a number of cores such as 1.5, got ${input}` };
+    return { ok: true, value: cores * 100 };
+  }
+  const match = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(String(input));
+  if (!match) return { ok: false, message: `expected a share of CPU such as '50%', '150%' (of one core) or a number of cores such as 1.5, got '${String(input)}'` };
+  return { ok: true, value: Number(match[1]) };
+}
+
+/**
  * The longest duration accepted anywhere (about 24.8 days): Node.js fires a timer armed for longer
  * after 1 ms, which would turn a long backoff into a tight restart loop.
  */

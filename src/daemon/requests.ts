@@ -4,6 +4,7 @@
  */
 import { constants } from 'node:os';
 import { z } from 'zod';
+import { kernelLimitProblems, MAX_CPU_PERCENT, MIN_CPU_PERCENT, type KernelLimitSpec } from '../cgroup/limits.js';
 import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
 import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
@@ -26,7 +27,7 @@ const notifyHook = z.strictObject({
   timeoutMs: ms.min(1),
 });
 
-export const appSpecSchema = z.strictObject({
+const appSpecShape = z.strictObject({
   name: appName,
   script: z.string().min(1),
   args: z.array(z.string()),
@@ -46,6 +47,9 @@ export const appSpecSchema = z.strictObject({
   restartWindowMs: ms,
   maxMemoryBytes: bytes.nullable(),
   maxChildren: z.number().int().nonnegative().max(MAX_COUNT).nullable(),
+  hardMemoryBytes: z.union([bytes, z.literal(false)]).nullable(),
+  maxTasks: z.union([count, z.literal(false)]).nullable(),
+  maxCpuPercent: z.number().min(MIN_CPU_PERCENT).max(MAX_CPU_PERCENT).nullable(),
   memoryMetric: z.enum(MEMORY_METRICS),
   memoryBreachTicks: count,
   childrenBreachTicks: count,
@@ -71,8 +75,14 @@ export const appSpecSchema = z.strictObject({
   oomScoreAdj: z.number().int().min(-1000).max(1000).nullable(),
 });
 
+/** The rules relating two fields, the same as a config file's (a hard memory cap below maxMemory...). */
+function checkKernelLimits(spec: KernelLimitSpec, context: z.RefinementCtx): void {
+  for (const problem of kernelLimitProblems(spec)) context.addIssue({ code: 'custom', message: `${problem.field}: ${problem.message}` });
+}
+
+export const appSpecSchema = appSpecShape.superRefine(checkKernelLimits);
 /** A definition as a start request carries it: the environment it starts from comes once, with the request. */
-const appDefinitionSchema = appSpecSchema.omit({ baseEnv: true });
+const appDefinitionSchema = appSpecShape.omit({ baseEnv: true }).superRefine(checkKernelLimits);
 
 const regex = z.string().min(1).max(LIST_LIMITS.patternLength).refine(
   (source) => {
