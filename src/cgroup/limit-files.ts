@@ -9,7 +9,7 @@
  * cpu controller still gets the others. A null limit is written as "no limit" (`max`, v1 memory `-1`), so a
  * cgroup re-used after a config change never keeps a stale cap.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KernelLimits } from './limits.js';
 
@@ -38,9 +38,14 @@ type WriteOutcome = 'written' | 'missing' | { message: string };
 
 function writeValue(file: string, value: string): WriteOutcome {
   try {
-    // 'r+': a cgroup file that does not exist must not be created (that would be a plain file on a tmpfs fixture,
-    // and an error on cgroupfs anyway).
-    writeFileSync(file, value, { flag: 'r+' });
+    // Without O_CREAT: a missing file means a missing controller, and must stay missing. One write() call,
+    // as cgroupfs takes a value per write; O_TRUNC as a shell's `>` does (kernfs accepts it).
+    const fd = openSync(file, constants.O_WRONLY | constants.O_TRUNC);
+    try {
+      writeSync(fd, value);
+    } finally {
+      closeSync(fd);
+    }
     return 'written';
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
