@@ -181,5 +181,7 @@ describe('the fields through config resolution and request validation', () => {
     assert.ok(upgraded);
     assert.equal(kernelLimitsFor(upgraded, null).memoryMaxBytes, 500 * MB);
     assert.equal(kernelLimitsFor(upgraded, null).pidsMax, 32 + 5 * 16 + 64);
+    // A saved spec is held to the same rules as a request.
+    assert.equal(parseAppSpec({ ...upgraded, hardMemoryBytes: 100 * MB }), null);
   });
 });

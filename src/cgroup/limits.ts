@@ -97,7 +97,8 @@ function hardMemoryFor(spec: KernelLimitSpec): number | null {
 
 function pidsMaxFor(spec: KernelLimitSpec, tasksAtStart: number | null): number | null {
   if (spec.maxTasks === false) return null;
-  if (spec.maxTasks !== null) return Math.min(spec.maxTasks, PIDS_MAX_LIMIT);
+  // A config's counts stop at 1,000,000, below PIDS_MAX_LIMIT.
+  if (spec.maxTasks !== null) return spec.maxTasks;
   if (spec.maxChildren === null) return null;
   const root = Math.max(tasksAtStart ?? 0, ROOT_TASKS);
   return Math.min(root + spec.maxChildren * TASKS_PER_CHILD + TASKS_HEADROOM, PIDS_MAX_LIMIT);
