@@ -250,7 +250,7 @@ test('a registry written by an older agentpm (fewer definition fields) is read, 
   const registry = JSON.parse(readFileSync(registryPath, 'utf8')) as RegistryFile;
   for (const saved of registry.apps) {
     const spec = saved.spec as unknown as Record<string, unknown>;
-    for (const field of ['reap', 'watch', 'ignoreWatch', 'watchDelayMs', 'notify', 'health', 'hangTimeoutMs', 'priority', 'guardAction', 'oomScoreAdj', 'onLimit']) delete spec[field];
+    for (const field of ['reap', 'watch', 'ignoreWatch', 'watchDelayMs', 'notify', 'health', 'hangTimeoutMs', 'priority', 'guardAction', 'oomScoreAdj', 'onLimit', 'hardMemoryBytes', 'maxTasks', 'maxCpuPercent']) delete spec[field];
   }
   writeFileSync(registryPath, JSON.stringify(registry));
   const [after] = await rig.ls();

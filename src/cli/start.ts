@@ -31,6 +31,7 @@ export interface StartOptions {
   maxRestarts?: string;
   maxMemory?: string;
   maxChildren?: string;
+  maxCpu?: string;
   onLimit?: string;
   only?: string;
   replace?: boolean;
@@ -38,7 +39,7 @@ export interface StartOptions {
 }
 
 /** Options that make a definition: with a config they belong in the file, with a known app in a new start. */
-const DEFINING_OPTIONS = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'onLimit'] as const;
+const DEFINING_OPTIONS = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'maxCpu', 'onLimit'] as const;
 
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -156,6 +157,7 @@ async function scriptDefinition(target: string, args: string[], options: StartOp
   if (options.maxRestarts !== undefined) app['maxRestarts'] = wholeNumber(options.maxRestarts);
   if (options.maxMemory !== undefined) app['maxMemory'] = options.maxMemory;
   if (options.maxChildren !== undefined) app['maxChildren'] = wholeNumber(options.maxChildren);
+  if (options.maxCpu !== undefined) app['maxCpu'] = options.maxCpu;
   if (options.onLimit !== undefined) app['onLimit'] = options.onLimit;
   const baseDir = process.cwd();
   if (options.cwd !== undefined) app['cwd'] = resolve(baseDir, options.cwd);
