@@ -21,6 +21,9 @@ test('--max-cpu and config caps reach the definition and show; contradictions ar
   const shown = await rig.ok(['show', 'capped']);
   assert.ok(shown.includes('kernel caps  memory 250 MB, 256 tasks, cpu 150% (under a cgroup backend)'), shown);
 
+  await rig.ok(['start', IDLE, '--name', 'tasks', '--max-children', '10', '--max-tasks', '120']);
+  assert.equal((await rig.show('tasks')).definition.maxTasks, 120, '--max-tasks reaches the definition');
+
   const bad = await rig.cli(['start', IDLE, '--name', 'greedy', '--max-cpu', 'fast']);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /field `maxCpu`: expected a share of CPU such as '50%', '150%'/);
@@ -31,5 +34,5 @@ test('--max-cpu and config caps reach the definition and show; contradictions ar
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /field `hardMemory`: 300 MB is below maxMemory \(400 MB\)/);
   assert.match(refused.stderr, /field `maxTasks`: 20 leaves no room for maxChildren \(50\)/);
-  assert.deepEqual((await rig.ls()).map((app) => app.name), ['capped'], 'nothing of the refused config started');
+  assert.deepEqual((await rig.ls()).map((app) => app.name).sort(), ['capped', 'tasks'], 'nothing of the refused config started');
 });

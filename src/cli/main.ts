@@ -89,6 +89,7 @@ program
   .option('--max-restarts <n>', 'give up (errored) after n restarts within the restart window')
   .option('--max-memory <size>', "whole-tree memory limit, e.g. '1.5G'")
   .option('--max-children <n>', 'limit of live descendants of the root (fork storms are frozen and killed)')
+  .option('--max-tasks <n>', 'kernel cap of tasks (threads) of the whole tree under a cgroup backend (pids.max); default derived from --max-children')
   .option('--max-cpu <share>', "CPU quota of the whole tree under a cgroup backend: '150%' of one core, or cores (1.5)")
   .option('--on-limit <action>', "'restart' (default) or 'kill-offender' (end the largest/newest descendants first)")
   .option('--replace', 'if the app is running, stop its whole tree and start it again (with the new definition, if options give one)')

@@ -32,6 +32,7 @@ export interface StartOptions {
   maxMemory?: string;
   maxChildren?: string;
   maxCpu?: string;
+  maxTasks?: string;
   onLimit?: string;
   only?: string;
   replace?: boolean;
@@ -39,7 +40,7 @@ export interface StartOptions {
 }
 
 /** Options that make a definition: with a config they belong in the file, with a known app in a new start. */
-const DEFINING_OPTIONS = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'maxCpu', 'onLimit'] as const;
+const DEFINING_OPTIONS = ['name', 'cwd', 'interpreter', 'interpreterArgs', 'killTimeout', 'stopSignal', 'restartDelay', 'maxRestarts', 'maxMemory', 'maxChildren', 'maxTasks', 'maxCpu', 'onLimit'] as const;
 
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -157,6 +158,7 @@ async function scriptDefinition(target: string, args: string[], options: StartOp
   if (options.maxRestarts !== undefined) app['maxRestarts'] = wholeNumber(options.maxRestarts);
   if (options.maxMemory !== undefined) app['maxMemory'] = options.maxMemory;
   if (options.maxChildren !== undefined) app['maxChildren'] = wholeNumber(options.maxChildren);
+  if (options.maxTasks !== undefined) app['maxTasks'] = wholeNumber(options.maxTasks);
   if (options.maxCpu !== undefined) app['maxCpu'] = options.maxCpu;
   if (options.onLimit !== undefined) app['onLimit'] = options.onLimit;
   const baseDir = process.cwd();
