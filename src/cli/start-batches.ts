@@ -17,6 +17,13 @@ export interface StartBody {
   ifRunning: IfRunning;
 }
 
+/** This process's environment, which a start request carries for its apps to start from. */
+export function callerEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  return env;
+}
+
 /** The request's own fields around the apps and the environment: type, id, ifRunning, brackets. */
 const ENVELOPE_BYTES = 256;
 

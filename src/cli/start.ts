@@ -16,7 +16,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { AppDefinition, DaemonSettings, IfRunning, StartResult } from '../protocol.js';
 import type { DaemonClient } from './client.js';
 import { normalizeSignal } from './flags.js';
-import { mergeStartResults, startBatches } from './start-batches.js';
+import { callerEnv, mergeStartResults, startBatches } from './start-batches.js';
 
 export interface StartOptions {
   name?: string;
@@ -64,12 +64,6 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function callerEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-  return env;
 }
 
 /** A whole number from a flag, or the text itself so that validation reports it as given. */
