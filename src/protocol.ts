@@ -259,6 +259,8 @@ export interface DaemonStatus {
   supervisedBy: string | null;
   /** The daemon's own resident memory, in bytes. */
   rss: number;
+  /** The V8 heap in use, in bytes (the soak watches it for leaks). */
+  heapUsed: number;
   tickMs: number;
   /** What the recent monitor ticks cost (one /proc pass, attribution, figures, limits). */
   tickCost: TickCost;

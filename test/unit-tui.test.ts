@@ -46,6 +46,7 @@ const STATUS: DaemonStatus = {
   apps: 2,
   supervisedBy: null,
   rss: 60 * MB,
+  heapUsed: 20 * MB,
   tickMs: 500,
   tickCost: { samples: 10, medianMs: 4, maxMs: 9, processes: 300 },
   machine: { totalBytes: 16 * 1024 * MB, availableBytes: 12 * 1024 * MB, pressureSomeAvg10: 0.25 },

@@ -248,6 +248,7 @@ export class ControlServer {
           // systemd sets INVOCATION_ID for the processes of a unit.
           supervisedBy: process.env['INVOCATION_ID'] ? 'systemd' : null,
           rss: process.memoryUsage.rss(),
+          heapUsed: process.memoryUsage().heapUsed,
           tickMs: supervisor.tickMs,
           tickCost: supervisor.tickCost(),
           machine: readMachineMemory(),
