@@ -9,7 +9,7 @@
  * writing to the same file: a second daemon that lost the race to start writes its one line there
  * before it exits, and lands in that window (a few ms per rotation) only by rare bad luck.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, lstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { parseSize } from '../config/units.js';
 import { openOwnedFile } from '../safe-files.js';
 
@@ -90,14 +90,16 @@ export class DaemonLogBound {
     } finally {
       closeSync(source);
     }
-    for (let generation = this.limits.keep - 1; generation >= 1; generation -= 1) {
-      try {
-        renameSync(`${this.path}.${generation}`, `${this.path}.${generation + 1}`);
-      } catch {
-        // that generation does not exist (yet)
-      }
+    // Shifted up to the first free generation (or the last kept one, which the one below replaces).
+    try {
+      let top = 1;
+      while (top < this.limits.keep && existsSync(`${this.path}.${top}`)) top += 1;
+      for (let generation = top - 1; generation >= 1; generation -= 1) renameSync(`${this.path}.${generation}`, `${this.path}.${generation + 1}`);
+      renameSync(temp, `${this.path}.1`);
+    } catch (error) {
+      rmSync(temp, { force: true });
+      throw error;
     }
-    renameSync(temp, `${this.path}.1`);
     ftruncateSync(this.fd, 0);
   }
 }
