@@ -51,6 +51,13 @@ test('out and err interleave by stamp; an unstamped line follows the previous st
   assert.deepEqual(texts(await lastLinesOfApp('bot', files, ['out', 'err'], 3, NO_FILTER)), ['o4', 'e5', 'o6']);
   // Its stamp is found before the window: e3-trace sorts after e3, not first.
   assert.deepEqual(texts(await lastLinesOfApp('bot', files, ['out', 'err'], 4, NO_FILTER)), ['e3-trace', 'o4', 'e5', 'o6']);
+  // The last line is an unstamped one whose stamped line is outside the window: it sorts at that
+  // line's stamp (after o4), not before everything.
+  writeFileSync(join(dir, 'late.out.log'), stamped(4, 'o4'));
+  writeFileSync(join(dir, 'late.err.log'), stamped(5, 'e5') + 'e5-trace\n');
+  const late = listLogFiles(dir).get('late');
+  assert.ok(late);
+  assert.deepEqual(texts(await lastLinesOfApp('late', late, ['out', 'err'], 1, NO_FILTER)), ['e5-trace']);
 });
 
 test('files written without the relay keep their own order: out before err, each exactly as written', async () => {
