@@ -22,7 +22,11 @@ export class LogTail {
   /** The pair being followed; a tail that finishes after another pair was selected is dropped. */
   private selection = 0;
 
-  constructor(private readonly initialLines = 50) {}
+  /** `loaded`: the last lines of a newly followed pair were read (they arrive asynchronously): a poll now shows them. */
+  constructor(
+    private readonly initialLines = 50,
+    private readonly loaded: () => void = () => undefined,
+  ) {}
 
   get lines(): LogLine[] {
     return this.kept;
@@ -59,11 +63,13 @@ export class LogTail {
         this.kept = [...entries.map(toPaneLine), ...this.kept];
         this.follower = follower;
         this.fresh = true;
+        this.loaded();
       },
       (error: unknown) => {
         if (selection !== this.selection) return follower.close();
         this.push([{ app: '', stream: 'err', micros: null, at: null, text: `agentpm: ${(error as Error).message}` }]);
         this.follower = follower;
+        this.loaded();
       },
     );
   }
