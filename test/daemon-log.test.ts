@@ -90,6 +90,8 @@ test('the real daemon keeps daemon.log under AGENTPM_DAEMON_LOG_MAX with 2 older
   }
   assert.ok(!kept.includes('first line'), 'the oldest copy was dropped');
   assert.ok(Buffer.byteLength(kept) < 3 * 8192, `${Buffer.byteLength(kept)} bytes in all`);
+  const tail = await rig.ok(['daemon', 'logs', '--lines', '3']);
+  assert.match(tail, /third line 399\n$/, `daemon logs reads back into daemon.log.1:\n${tail}`);
 });
 
 test('AGENTPM_DAEMON_LOG_MAX is a size; a bad or tiny one keeps the default and says why', () => {

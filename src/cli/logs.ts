@@ -3,13 +3,14 @@
  * arrival order, labelled by app; `--follow` goes on across rotation and truncation. The reading is in
  * src/logs/ (shared with monit's log pane); this is the command's selection and printing.
  */
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentpmError } from '../errors.js';
 import { homePaths } from '../home.js';
 import { listLogFiles, type AppLogFiles, type Stream } from '../logs/files.js';
 import { LogFollower } from '../logs/follow.js';
 import { formatEntry, labelWidth, type LineLayout } from '../logs/format.js';
-import { lastLinesOfApp, mergeEntries, type Entry, type LineFilter } from '../logs/tail.js';
+import { lastLines, lastLinesOfApp, mergeEntries, NO_FILTER, type Entry, type LineFilter } from '../logs/tail.js';
 import { commandPattern, type CommandPattern } from '../reap/pattern.js';
 
 export interface LogOptions {
@@ -100,4 +101,20 @@ function unknownApp(app: string, dir: string, present: Map<string, AppLogFiles>,
   const which = streams.length === 1 ? `${streams[0]} logs` : 'logs';
   const others = known.length > 0 ? `apps with ${which}: ${known.join(', ')}` : `no app has ${which} there yet`;
   return new AgentpmError('unknown-app', `no ${which} for ${app} in ${dir} (${others}); check the name with \`agentpm ls\`, or run \`agentpm logs\` for every app`);
+}
+
+/** `agentpm daemon logs`: the daemon's own log, back through its rotated copies. */
+export async function showDaemonLog(path: string, lines: number, follow: boolean): Promise<void> {
+  const chain = [path, `${path}.1`, `${path}.2`].filter((file) => existsSync(file)).map((file) => ({ path: file, compressed: false }));
+  const follower = follow ? new LogFollower() : null;
+  const end = follower?.add('daemon', 'out', path, null);
+  const print = (entries: readonly Entry[]): void => {
+    if (entries.length > 0) process.stdout.write(`${entries.map((entry) => entry.text).join('\n')}\n`);
+  };
+  print(await lastLines(chain, lines, NO_FILTER, { app: 'daemon', stream: 'out' }, chain[0]?.path === path ? end : undefined));
+  if (follower === null) return;
+  for (;;) {
+    await sleep(FOLLOW_POLL_MS);
+    print(follower.poll());
+  }
 }

@@ -440,6 +440,15 @@ daemon
     print(`${before === null ? 'no daemon was running; started' : `daemon ${before} replaced by`} pid ${status.pid} (agentpm ${status.version}); ${apps} app(s) online`);
   });
 daemon
+  .command('logs')
+  .description("the daemon's own log (daemon.log and its rotated copies): refusals, failures, what it could not do")
+  .option('--lines <n>', 'lines to print from the end', '50')
+  .option('-f, --follow', 'keep printing new lines')
+  .action(async (options: { lines: string; follow?: boolean }) => {
+    const { showDaemonLog } = await import('./logs.js');
+    await showDaemonLog(paths().daemonLog, wholeNumberFlag('--lines', options.lines, 0, MAX_LOG_LINES), options.follow === true);
+  });
+daemon
   .command('status')
   .description("the daemon's pid, version, uptime and home (exit 1 if not running)")
   .option('--json', 'machine-readable output')
