@@ -92,6 +92,9 @@ test('the last lines are read back through rotated files, plain and compressed, 
   assert.deepEqual(texts(await lastLines(chain, 4, NO_FILTER, origin)), ['gen2-b', 'gen1-a', 'current-a', 'current-b']);
   assert.deepEqual(texts(await lastLines(chain, 100, NO_FILTER, origin)), ['gen3-a', 'gen3-b', 'gen2-a', 'gen2-b', 'gen1-a', 'current-a', 'current-b']);
   assert.deepEqual(streamFiles(join(dir, 'api.out.log')), chain, 'the TUI finds the same files from the current path');
+  // The oldest generation deleted by a rotation after logs/ was listed: the others are still read.
+  rmSync(join(dir, 'api.out.log.3.gz'));
+  assert.deepEqual(texts(await lastLines(chain, 100, NO_FILTER, origin)), ['gen2-a', 'gen2-b', 'gen1-a', 'current-a', 'current-b']);
 });
 
 test('a large plain file and a large compressed one give exactly their last lines', async () => {

@@ -22,8 +22,8 @@ export function backwardBlocks(file: LogFile, end?: number): AsyncGenerator<stri
 
 /** `end`: read as if the file ended there (a follower goes on from that offset). */
 async function* plainBlocks(path: string, end?: number): AsyncGenerator<string[]> {
-  // Not a symlink, FIFO or someone else's file planted in logs/ (see safe-files.ts).
-  const fd = openOwnedFile(path, 'read');
+  const fd = openIfPresent(path);
+  if (fd === null) return;
   try {
     let position = Math.min(end ?? Infinity, fstatSync(fd).size);
     // The start of the line that straddles the previous block's start, read later but earlier in the file.
@@ -69,7 +69,8 @@ async function* gzipBlocks(path: string): AsyncGenerator<string[]> {
 
 /** Calls `visit` with each line of a compressed file in order, until it returns false. */
 async function eachLine(path: string, visit: (line: string, index: number) => boolean | void): Promise<void> {
-  const fd = openOwnedFile(path, 'read');
+  const fd = openIfPresent(path);
+  if (fd === null) return;
   const input = createReadStream('', { fd, autoClose: true });
   const gunzip = createGunzip();
   input.on('error', (error) => gunzip.destroy(error));
@@ -93,6 +94,19 @@ async function eachLine(path: string, visit: (line: string, index: number) => bo
   } finally {
     input.destroy();
     gunzip.destroy();
+  }
+}
+
+/**
+ * Not a symlink, FIFO or someone else's file planted in logs/ (see safe-files.ts). Null when the file
+ * is gone: the oldest generation, deleted by a rotation since logs/ was listed, has nothing to give.
+ */
+function openIfPresent(path: string): number | null {
+  try {
+    return openOwnedFile(path, 'read');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
 }
 
