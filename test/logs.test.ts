@@ -149,3 +149,23 @@ test('a real app writing out and err: every line once, each stream in order, and
   if (parsed.every((match) => match?.[1] !== '-'.padEnd(23))) assert.deepEqual(numbers, Array.from({ length: 30 }, (_, i) => i), 'arrival order');
   assert.equal((await rig.ok(['logs', 'mixed', '--lines', '4'])).split('\n').length - 1, 4, '--lines counts out and err together');
 });
+
+test('logs --follow with no name picks up an app that starts writing later; --grep filters followed lines too', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const dir = logsDir(rig);
+  writeFileSync(join(dir, 'first.out.log'), line(1, 'first keep 1') + line(2, 'first drop 2'));
+  const follower = spawn(process.execPath, [CLI, 'logs', '--follow', '--grep', 'keep'], { env: rig.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  rig.ownPids.add(follower.pid as number);
+  t.after(() => follower.kill('SIGKILL'));
+  let output = '';
+  follower.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitFor(() => output.includes('first keep 1') || undefined, 'the backlog');
+  writeFileSync(join(dir, 'later.out.log'), line(3, 'later keep 3') + line(4, 'later drop 4'));
+  writeFileSync(join(dir, 'later.err.log'), line(5, 'later keep 5'));
+  appendFileSync(join(dir, 'first.out.log'), line(6, 'first keep 6'));
+  await waitFor(() => output.includes('later/err | later keep 5') || undefined, 'the new app, found by the rescan of logs/');
+  await waitFor(() => output.includes('first keep 6') || undefined, 'more of the first app');
+  assert.doesNotMatch(output, /drop/);
+  assert.deepEqual(output.match(/keep \d/g)?.sort(), ['keep 1', 'keep 3', 'keep 5', 'keep 6']);
+});
