@@ -225,17 +225,34 @@ program
 
 program
   .command('logs')
-  .description("print an app's logs (read from its log files; the daemon is not involved)")
-  .argument('<name>', 'app name')
-  .option('--lines <n>', 'lines to print from the end of each log', '20')
-  .option('-f, --follow', 'keep printing new lines')
+  .description("print apps' logs in the order their lines arrived (read from the log files; the daemon is not involved)")
+  .argument('[names...]', 'app names, or all (the default): every app with logs')
+  .option('--lines <n>', 'the last n lines of each app, out and err merged (default 20; with --since, every line since then, up to 100000)')
+  .option('-f, --follow', 'keep printing new lines (across rotation and flush; with no name, apps that start later too)')
+  .option('-t, --timestamps', "prefix each line with its stamp in local time, YYYY-MM-DD HH:MM:SS.mmm ('-' for a line written without a stamp)")
+  .option('--since <when>', 'only lines since then: a duration back from now (10m, 2h, 1d) or a local date/time (2026-11-29, 2026-11-29T10:00)')
+  .option('--grep <regex>', 'only lines whose text matches this JavaScript regular expression')
   .addOption(new Option('--err', 'only stderr').conflicts('out'))
   .addOption(new Option('--out', 'only stdout'))
-  .action(async (name: string, options: { lines: string; follow?: boolean; err?: boolean; out?: boolean }) => {
+  .addHelpText(
+    'after',
+    '\nEach line is labelled "app | " (stderr: "app/err | ", red on a terminal) unless one stream of one app is shown.\n' +
+      'Order: out and err interleave by arrival at the log relay; exact within one stream.',
+  )
+  .action(async (names: string[], options: { lines?: string; follow?: boolean; timestamps?: boolean; since?: string; grep?: string; err?: boolean; out?: boolean }) => {
     const { showLogs } = await import('./logs.js');
-    const lines = wholeNumberFlag('--lines', options.lines, 0, MAX_LOG_LINES);
+    const { parseSince } = await import('../logs/since.js');
+    const lines = options.lines === undefined ? null : wholeNumberFlag('--lines', options.lines, 0, MAX_LOG_LINES);
     const streams = options.err ? (['err'] as const) : options.out ? (['out'] as const) : (['out', 'err'] as const);
-    await showLogs(paths().home, name, { lines, follow: options.follow === true, streams: [...streams] });
+    await showLogs(paths().home, {
+      names,
+      lines,
+      follow: options.follow === true,
+      streams: [...streams],
+      timestamps: options.timestamps === true,
+      since: options.since === undefined ? null : parseSince(options.since),
+      grep: options.grep ?? null,
+    });
   });
 
 program
@@ -421,6 +438,15 @@ daemon
     const status = await withDaemon(true, (client) => client.request({ type: 'status' }));
     const apps = (await call({ type: 'ls' })).filter((app) => app.status === 'online').length;
     print(`${before === null ? 'no daemon was running; started' : `daemon ${before} replaced by`} pid ${status.pid} (agentpm ${status.version}); ${apps} app(s) online`);
+  });
+daemon
+  .command('logs')
+  .description("the daemon's own log (daemon.log and its rotated copies): refusals, failures, what it could not do")
+  .option('--lines <n>', 'lines to print from the end', '50')
+  .option('-f, --follow', 'keep printing new lines')
+  .action(async (options: { lines: string; follow?: boolean }) => {
+    const { showDaemonLog } = await import('./logs.js');
+    await showDaemonLog(paths().daemonLog, wholeNumberFlag('--lines', options.lines, 0, MAX_LOG_LINES), options.follow === true);
   });
 daemon
   .command('status')

@@ -11,6 +11,7 @@ import { isAgentpmDaemon } from '../reap/guard.js';
 import { writeOwnedFileAtomic } from '../safe-files.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_TICK_MS } from '../config/defaults.js';
+import { DaemonLogBound, daemonLogLimits } from './daemon-log.js';
 import { EventBus } from './events.js';
 import { acquireDaemonLock } from './lock.js';
 import { loadRegistry, removeStaleTempFiles } from './registry.js';
@@ -20,6 +21,8 @@ import { Supervisor } from './supervisor.js';
 
 /** How often the daemon checks that its socket file still exists. */
 const SOCKET_CHECK_MS = 2000;
+/** How often daemon.log's size is checked (an fstat): it may pass its limit by what is written in between. */
+const DAEMON_LOG_CHECK_MS = 1000;
 const DAEMON_OOM_SCORE_ADJ = -900;
 
 async function main(): Promise<void> {
@@ -75,12 +78,34 @@ async function main(): Promise<void> {
     }
   }, SOCKET_CHECK_MS);
   socketCheck.unref();
+  boundDaemonLog(paths.daemonLog, (message) => supervisor.log(null, message));
   process.on('SIGTERM', () => exit('signal'));
   process.on('SIGINT', () => exit('signal'));
   process.on('SIGHUP', () => undefined);
   events.emit('daemon', null, null, 'started', { pid: process.pid, version: VERSION, socket: paths.socket, tickMs: supervisor.tickMs });
   if (pidFileProblem) supervisor.log(null, pidFileProblem);
   if (stale.length > 0) supervisor.log(null, `removed temp files of an interrupted write: ${stale.join(', ')}`);
+}
+
+/** Keeps daemon.log under its limit for as long as the daemon runs (see daemon-log.ts); events.log bounds itself (events.ts). */
+function boundDaemonLog(path: string, log: (message: string) => void): void {
+  const { limits, problem } = daemonLogLimits();
+  if (problem !== null) log(problem);
+  const bound = new DaemonLogBound(path, limits);
+  let lastFailure: string | null = null;
+  const check = (): void => {
+    try {
+      bound.check();
+      lastFailure = null;
+    } catch (error) {
+      // Said once per kind of failure, not every second (the log is what cannot be rotated).
+      const message = `cannot rotate ${path}: ${(error as Error).message}; it keeps growing until this is fixed`;
+      if (message !== lastFailure) log(message);
+      lastFailure = message;
+    }
+  };
+  check();
+  setInterval(check, DAEMON_LOG_CHECK_MS).unref();
 }
 
 /**

@@ -14,31 +14,52 @@ const MATCH_BUDGET_MS = 200;
 export interface CommandPattern {
   readonly source: string;
   test(text: string): boolean;
+  /**
+   * One answer per text, in one budget for the whole batch: entering the context costs about 50 µs, too
+   * much per line when `logs --grep` reads a large log. A batch of ordinary lines takes far less than
+   * the budget; a pattern that overruns it is refused as in test().
+   */
+  testMany(texts: readonly string[]): boolean[];
 }
 
-const testScript = new Script('pattern.test(text)');
-let context: (Context & { pattern?: RegExp; text?: string }) | undefined;
+/** What a refusal says: what the pattern ran on, and what was (not) done because of it. */
+export interface PatternUse {
+  /** What test() ran on ('one command line'), and testMany() ('command lines', after a count). */
+  one: string;
+  many: string;
+  consequence: string;
+  advice: string;
+}
 
-export function commandPattern(source: string): CommandPattern {
+const COMMAND_LINES: PatternUse = { one: 'one command line', many: 'command lines', consequence: 'nothing was ended', advice: 'a literal part of the command' };
+
+const testScript = new Script('pattern.test(text)');
+const testManyScript = new Script('texts.map((one) => pattern.test(one))');
+let context: (Context & { pattern?: RegExp; text?: string; texts?: readonly string[] }) | undefined;
+
+export function commandPattern(source: string, use: PatternUse = COMMAND_LINES): CommandPattern {
   const pattern = new RegExp(source);
+  const run = <T>(script: Script, inputs: { text?: string; texts?: readonly string[] }, subject: string): T => {
+    context ??= createContext({});
+    context.pattern = pattern;
+    Object.assign(context, inputs);
+    try {
+      return script.runInContext(context, { timeout: MATCH_BUDGET_MS }) as T;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw error;
+      throw new AgentpmError(
+        'invalid-argument',
+        `the pattern ${JSON.stringify(source)} took more than ${MATCH_BUDGET_MS} ms on ${subject} (nested repetition such as (a+)+ ` +
+          `can take exponential time); ${use.consequence}. Use a simpler pattern, e.g. ${use.advice}.`,
+      );
+    } finally {
+      context.text = undefined;
+      context.texts = undefined;
+    }
+  };
   return {
     source,
-    test(text: string): boolean {
-      context ??= createContext({});
-      context.pattern = pattern;
-      context.text = text;
-      try {
-        return testScript.runInContext(context, { timeout: MATCH_BUDGET_MS }) === true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw error;
-        throw new AgentpmError(
-          'invalid-argument',
-          `the pattern ${JSON.stringify(source)} took more than ${MATCH_BUDGET_MS} ms on one command line (nested repetition such as (a+)+ ` +
-            `can take exponential time); nothing was ended. Use a simpler pattern, e.g. a literal part of the command.`,
-        );
-      } finally {
-        context.text = undefined;
-      }
-    },
+    test: (text) => run<unknown>(testScript, { text }, use.one) === true,
+    testMany: (texts) => (texts.length === 0 ? [] : Array.from(run<ArrayLike<unknown>>(testManyScript, { texts }, `${texts.length} ${use.many}`), (hit) => hit === true)),
   };
 }

@@ -32,7 +32,10 @@ export async function runMonit(paths: HomePaths): Promise<void> {
 class Dashboard {
   private readonly state: MonitState = createState();
   private readonly glyphs: Glyphs;
-  private readonly logs = new LogTail();
+  private readonly logs = new LogTail(50, () => {
+    this.pollLogs();
+    this.draw();
+  });
   private readonly feed: DaemonFeed;
   private tick: NodeJS.Timeout | null = null;
   private drawQueued = false;
