@@ -221,7 +221,6 @@ test('a command string with shell syntax is refused before anything starts, with
     assert.match(result.stderr, message, command);
     assert.match(result.stderr, /nothing was started|close it/, command);
   }
-  // Quoted inside the string, the same characters are plain arguments.
   assert.equal(rig.daemonPid(), undefined, 'a refused command string starts no daemon');
   const prettylist = await rig.cli(['prettylist']);
   assert.equal(prettylist.code, 1);
