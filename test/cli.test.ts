@@ -187,7 +187,8 @@ test("PM2 habits: status, list, describe and info mean ls and show; -i (cluster 
 test('a command string starts as its program with its arguments, split as a shell splits them, named after the program', async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
-  const script = join(rig.home, 'args.mjs');
+  // Named like a config file: as the last word of a command string, it is only an argument.
+  const script = join(rig.home, 'serve.config.mjs');
   writeFileSync(script, 'console.log(JSON.stringify(process.argv.slice(2))); setInterval(() => {}, 1000);');
   const expected = ['--port', '8080', 'two words', 'a b', 'q"uote', "it's"];
   await rig.ok(['start', `node ${script} --port 8080 'two words' a\\ b "q\\"uote" "it's"`]);
@@ -202,6 +203,8 @@ test('a command string starts as its program with its arguments, split as a shel
   assert.deepEqual((await rig.show('web')).definition.args, [script, '--port', '9090', 'extra']);
   await rig.ok(['start', 'node', '--name', 'old', '--', script, '--port', '9090', 'extra']);
   assert.deepEqual((await rig.show('old')).definition.args, (await rig.show('web')).definition.args);
+  await rig.ok(['start', `node ${script}`, '--name', 'plain']);
+  assert.deepEqual((await rig.show('plain')).definition.args, [script], 'a string ending in a config-like name is still a command');
 });
 
 test('a command string with shell syntax is refused before anything starts, with the bash -c form that runs it', async (t) => {

@@ -82,7 +82,10 @@ export type StartPlan =
 /** `connect` is called only when the daemon is needed: a config with an error starts no daemon. */
 export async function planStart(target: string, args: string[], options: StartOptions, connect: () => Promise<DaemonClient>): Promise<StartPlan> {
   const { isConfigFile } = await import('../config/load.js');
-  if (isConfigFile(target)) return { kind: 'config', loaded: await loadConfig(target, args, options) };
+  // A command string ends with whatever its last argument is (`node build.config.js`): unless a file has
+  // that whole name, it is a command, not a config.
+  const commandString = isCommandString(target) && !isFile(resolve(target));
+  if (isConfigFile(target) && !commandString) return { kind: 'config', loaded: await loadConfig(target, args, options) };
   const maybeName = !isFile(resolve(target)) && APP_NAME.test(target) && (options.name === undefined || options.name === target);
   if (maybeName && (await (await connect()).request({ type: 'ls' })).some((app) => app.name === target)) {
     const flags = definingFlags(args, options, ['name']);
@@ -97,7 +100,7 @@ export async function planStart(target: string, args: string[], options: StartOp
     }
     return { kind: 'saved', name: target };
   }
-  if (isCommandString(target) && !isFile(resolve(target))) {
+  if (commandString) {
     const command = commandOfString(target, args, isConfigFile);
     return { kind: 'script', apps: await scriptDefinition(command.script, command.args, options) };
   }
