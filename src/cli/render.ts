@@ -138,14 +138,24 @@ export function describeEventText(event: AgentEvent): string {
   return describeEventParts(event).text;
 }
 
-/**
- * The event's line, and its key figure: the part of the line (a cause, a measure against its limit, a
- * count) that must stay in view when the line is cut to a narrow pane (see format.ts truncateKeeping).
- */
-export function describeEventParts(event: AgentEvent): { text: string; key: string | null } {
+export interface EventParts {
+  text: string;
+  /**
+   * What must stay in view when the line is cut to a narrow pane (see format.ts truncateKeeping), most
+   * complete first: the cause with its figure (`memory-limit (211 MB > 200 MB)`), then the figure alone
+   * for a pane too narrow for both; or a cause, a count. Each is a part of `text`.
+   */
+  keys: string[];
+  /** The start of `text` that says what its type says (`exited: `): a view that shows the type may drop it. */
+  lead: string;
+}
+
+export function describeEventParts(event: AgentEvent): EventParts {
   const data = event.data;
   let text: string;
   let key: string | null = null;
+  let figure: string | null = null;
+  let lead = '';
   switch (event.type) {
     case 'state':
       text = `${String(data['from'])} → ${String(data['to'])}${event.reason === 'root-exited' ? ' (it exited by itself; ending what it left)' : ''}`;
@@ -158,12 +168,14 @@ export function describeEventParts(event: AgentEvent): { text: string; key: stri
       const message = typeof data['message'] === 'string' ? `: ${data['message']}` : '';
       const after = numberOf(data, 'uptimeMs') ? ` after ${formatDuration(numberOf(data, 'uptimeMs'))}` : '';
       // At a limit, the figure against the limit is the cause (as in the table); the signal is only how it ended.
+      lead = 'exited: ';
       if (typeof data['limit'] === 'number') {
-        key = `${String(event.reason)} (${describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'))})`;
-        text = `exited: ${key}${detail ? `, ${String(detail)}` : ''}${message}${after}`;
+        figure = describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'));
+        key = `${String(event.reason)} (${figure})`;
+        text = `${lead}${key}${detail ? `, ${String(detail)}` : ''}${message}${after}`;
       } else {
         key = `${String(event.reason)}${detail ? ` (${String(detail)})` : ''}`;
-        text = `exited: ${key}${message}${after}`;
+        text = `${lead}${key}${message}${after}`;
       }
       break;
     }
@@ -175,7 +187,8 @@ export function describeEventParts(event: AgentEvent): { text: string; key: stri
       text = `${key} left behind${event.reason === 'daemon-down' ? ' while no daemon ran' : ''}`;
       break;
     case 'limit-breach':
-      key = `${String(event.reason)}: ${describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'))}`;
+      figure = describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'));
+      key = `${String(event.reason)}: ${figure}`;
       text = `${key}; action ${String(data['action'])}`;
       break;
     case 'offender-killed':
@@ -226,5 +239,5 @@ export function describeEventParts(event: AgentEvent): { text: string; key: stri
     default:
       return unreachable(event.type);
   }
-  return { text, key };
+  return { text, keys: [key, figure].filter((part): part is string => part !== null), lead };
 }

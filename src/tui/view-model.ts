@@ -284,8 +284,9 @@ export function eventsPane(events: readonly AgentEvent[], name: string | null, r
     const time = clock(event.at);
     // What is left of the row for the text after "time type ": cut there, keeping its key figure in view.
     const room = rect.width - textWidth(time) - textWidth(event.type) - 2;
-    const { text, key } = describeEventParts(event);
-    const shown = truncateKeeping(sanitize(text), room, key === null ? null : sanitize(key), glyphs.ellipsis);
+    // The type column says `exit`: the text need not start with `exited: ` too, where every cell counts.
+    const { text, keys, lead } = describeEventParts(event);
+    const shown = truncateKeeping(sanitize(text.slice(lead.length)), room, keys.map(sanitize), glyphs.ellipsis);
     return fitLine([segment(time, 'muted'), segment(' '), segment(event.type, eventStyle(event)), segment(` ${shown}`)], rect.width, { ellipsis: glyphs.ellipsis });
   });
   if (name !== null && events.length === 0) lines.push(fitLine([segment('no events yet', 'muted')], rect.width));
