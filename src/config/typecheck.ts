@@ -44,14 +44,30 @@ export function findCompiler(file: string): Compiler | null {
   return null;
 }
 
-/** The root type directories that exist for a config: whether @types/node is there changes the result. */
-function typeRootsOf(file: string): string[] {
-  return [join(dirname(file), 'node_modules', '@types'), join(OWN_ROOT, 'node_modules', '@types')].filter((dir) => existsSync(dir));
+/**
+ * The compiler options of a config's check, in tsconfig's JSON form: one value, so that what the cache
+ * key says (checkSettings) is what the check uses. The type roots that exist are part of it: whether
+ * @types/node is there changes the result.
+ */
+function optionsFor(file: string): Record<string, unknown> {
+  const typeRoots = [join(dirname(file), 'node_modules', '@types'), join(OWN_ROOT, 'node_modules', '@types')].filter((dir) => existsSync(dir));
+  return {
+    noEmit: true,
+    strict: true,
+    skipLibCheck: true,
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    allowImportingTsExtensions: true,
+    typeRoots,
+    types: typeRoots.some((dir) => existsSync(join(dir, 'node'))) ? ['node'] : [],
+    paths: { agentpm: [OWN_DECLARATIONS] },
+  };
 }
 
 /** What, besides the files it reads, decides the result of a check: for a cache key. */
 export function checkSettings(file: string, compiler: Compiler): string {
-  return JSON.stringify({ compiler: compiler.entry, version: compiler.version, typeRoots: typeRootsOf(file), declarations: OWN_DECLARATIONS });
+  return JSON.stringify({ compiler: compiler.entry, version: compiler.version, options: optionsFor(file) });
 }
 
 export interface TypeCheck {
@@ -64,19 +80,9 @@ export interface TypeCheck {
 
 export function typeCheck(file: string, compiler: Compiler): TypeCheck {
   const ts = createRequire(compiler.entry)(compiler.entry) as TypeScript;
-  const typeRoots = typeRootsOf(file);
-  const options = {
-    noEmit: true,
-    strict: true,
-    skipLibCheck: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    allowImportingTsExtensions: true,
-    typeRoots,
-    types: typeRoots.some((dir) => existsSync(join(dir, 'node'))) ? ['node'] : [],
-    paths: { agentpm: [OWN_DECLARATIONS] },
-  };
+  // An older compiler (the config project's own) leaves out an option it does not know, as it would in
+  // a tsconfig.json: its errors here are not the config's.
+  const { options } = ts.convertCompilerOptionsFromJson(optionsFor(file), dirname(file));
   const host = ts.createCompilerHost(options);
   const libDir = dirname(host.getDefaultLibFileName(options));
   const read = new Map<string, string>();
