@@ -105,10 +105,11 @@ program
   )
   .action(async (target: string, args: string[], options: StartOptions & { instances?: string }) => {
     if (options.instances !== undefined) {
+      const { shellQuote } = await import('../config/command-line.js');
       throw new AgentpmError(
         'invalid-argument',
         `-i/--instances (PM2's cluster mode) is not supported: it runs copies of a stateless server behind one port, while an agent keeps its ` +
-          `state in its own process tree. Start each copy as an app of its own: agentpm start ${target} --name <name>-2, or list them in a config.`,
+          `state in its own process tree. Start each copy as an app of its own: agentpm start ${shellQuote(target)} --name <name>-2, or list them in a config.`,
       );
     }
     const { planStart, executeStart } = await import('./start.js');
