@@ -1054,9 +1054,70 @@ async function abusiveClients(ctx: Ctx): Promise<Row[]> {
   }
 }
 
-const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients, containment];
+// ------------------------------------------------------------------------- 9. config start time
+
+/**
+ * 9. `start` of an unchanged config, `.ts` against the same apps as `.js` (issue 12): a `.ts` config is
+ * type-checked before it runs, which took seconds; the check is now remembered by content. Timed: the
+ * whole CLI run of `start <config>` with its app already running (the daemon answers "unchanged"), so
+ * what differs is loading the config. Cold: the home's type-check cache removed before each run.
+ */
+async function configStart(ctx: Ctx): Promise<Row[]> {
+  const dir = mkdtempSync(join(ctx.home, 'config-'));
+  const idle = join(FIXTURES, 'idle.mjs');
+  writeFileSync(join(dir, 'ecosystem.config.js'), `export default { apps: [{ name: 'cfg-js', script: ${JSON.stringify(idle)}, killTimeout: '5s' }] };\n`);
+  writeFileSync(
+    join(dir, 'ecosystem.config.ts'),
+    `import { defineConfig } from 'agentpm';\nexport default defineConfig({ apps: [{ name: 'cfg-ts', script: ${JSON.stringify(idle)}, killTimeout: '5s' }] });\n`,
+  );
+  const cache = join(ctx.home, 'typecheck-cache.json');
+  const start = (file: string): RunResult => cli(ctx, ['start', join(dir, file)], 120_000);
+  start('ecosystem.config.js');
+  start('ecosystem.config.ts');
+  await waitFor('both config apps online', () => ls(ctx).filter((app) => app.name.startsWith('cfg-') && app.status === 'online').length === 2);
+  const coldRuns = Array.from({ length: 5 }, () => {
+    rmSync(cache, { force: true });
+    const run = start('ecosystem.config.ts');
+    if (!run.stderr.includes('type-checking')) throw new Error(`a cold start did not type-check: ${run.stderr}`);
+    return run.ms;
+  });
+  const cold = median(coldRuns);
+  const { t: cached, base: js } = timedAgainst(() => start('ecosystem.config.ts'), () => start('ecosystem.config.js'), 9, 1);
+  if (start('ecosystem.config.ts').stderr.includes('type-checking')) throw new Error('an unchanged .ts config was type-checked again');
+  cli(ctx, ['delete', 'cfg-js', 'cfg-ts']);
+  const goal = 'issue 12: an unchanged .ts config starts as fast as a .js one; CLI wall time of start <config> with its app running, median (cold 5 runs, others 9 alternated)';
+  return [
+    { case: '9. start ecosystem.config.js (unchanged app)', agentpm: ms(js), pm2: '-', goal },
+    { case: '9. start ecosystem.config.ts, type-checked (cold)', agentpm: `${ms(cold)} (${(cold / js).toFixed(2)}x .js)`, pm2: '-', goal: 'the type-check cache removed before each run; prints "type-checking ecosystem.config.ts…"' },
+    { case: '9. start ecosystem.config.ts, check remembered', agentpm: `${ms(cached)} (${(cached / js).toFixed(2)}x .js)`, pm2: '-', goal: '<= ~1.2x .js: the config and what it imports unchanged since a successful check' },
+  ];
+}
+
+// ----------------------------------------------------------------------- 10. restart all --wait
+
+/**
+ * 10. `restart all --wait` of 3 healthy apps without health checks, one at a time (issue 12: it took
+ * 90 s and failed). Ready = online and not exited for readyAfter (3 s by default). PM2's `restart`
+ * returns without waiting (its --wait-ready needs the app to send 'ready'), so it has no column here.
+ */
+async function restartAllWait(ctx: Ctx): Promise<Row[]> {
+  const names = ['wait-a', 'wait-b', 'wait-c'];
+  await startIdle(ctx, names);
+  const runs = Array.from({ length: 3 }, () => cli(ctx, ['restart', 'all', '--wait'], 120_000).ms);
+  cli(ctx, ['delete', ...names]);
+  return [
+    {
+      case: '10. restart all --wait, 3 healthy apps, no health check',
+      agentpm: `${ms(median(runs))} (${runs.map(ms).join(', ')})`,
+      pm2: 'no equivalent',
+      goal: '< 15 s (issue 12); one app at a time, each ready after 3 s online (readyAfter); 3 runs, median (CLI wall time)',
+    },
+  ];
+}
+
+const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients, containment, configStart, restartAllWait];
 /** Cases that measure agentpm alone: with only these selected, PM2 is not started. */
-const AGENTPM_ONLY = new Set<Case>([abusiveClients, containment]);
+const AGENTPM_ONLY = new Set<Case>([abusiveClients, containment, configStart, restartAllWait]);
 
 // ------------------------------------------------------------------------------------------ main
 

@@ -184,3 +184,49 @@ test("PM2 habits: status, list, describe and info mean ls and show; -i (cluster 
   assert.match(cluster.stderr, /-i\/--instances \(PM2's cluster mode\) is not supported.*--name <name>-2, or list them in a config/s);
   assert.deepEqual((await rig.ls()).map((app) => app.name), ['bot'], 'nothing was started');
 });
+
+test('a command string starts as its program with its arguments, split as a shell splits them, named after the program', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  // Named like a config file: as the last word of a command string, it is only an argument.
+  const script = join(rig.home, 'serve.config.mjs');
+  writeFileSync(script, 'console.log(JSON.stringify(process.argv.slice(2))); setInterval(() => {}, 1000);');
+  const expected = ['--port', '8080', 'two words', 'a b', 'q"uote', "it's"];
+  await rig.ok(['start', `node ${script} --port 8080 'two words' a\\ b "q\\"uote" "it's"`]);
+  const app = await rig.show('node');
+  assert.equal(app.definition.script, 'node', 'named after and running the first word');
+  assert.deepEqual(app.definition.args, [script, ...expected]);
+  const log = join(rig.home, 'logs', 'node.out.log');
+  await waitFor(() => readFileSync(log, 'utf8').includes('8080') || undefined, 'the app printing its arguments');
+  assert.ok(readFileSync(log, 'utf8').includes(JSON.stringify(expected)), 'the program got the words, unquoted');
+  // --name wins; arguments after -- follow the string's; the old form is the same definition.
+  await rig.ok(['start', `node ${script} --port 9090`, '--name', 'web', '--', 'extra']);
+  assert.deepEqual((await rig.show('web')).definition.args, [script, '--port', '9090', 'extra']);
+  await rig.ok(['start', 'node', '--name', 'old', '--', script, '--port', '9090', 'extra']);
+  assert.deepEqual((await rig.show('old')).definition.args, (await rig.show('web')).definition.args);
+  await rig.ok(['start', `node ${script}`, '--name', 'plain']);
+  assert.deepEqual((await rig.show('plain')).definition.args, [script], 'a string ending in a config-like name is still a command');
+});
+
+test('a command string with shell syntax is refused before anything starts, with the bash -c form that runs it', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const cases: [string, RegExp][] = [
+    ['npm run build && npm start', /uses shell syntax \(`&&`\).*agentpm start bash --name npm -- -c 'npm run build && npm start'/],
+    ['node bot.js | tee out.log', /\(`\|`\).*-c 'node bot.js \| tee out.log'/],
+    ['node bot.js > out.log', /\(`>`\)/],
+    ['echo $HOME', /\(`\$HOME`\)/],
+    ["PORT=8080 python -m bot", /\(`PORT=8080`\).*use --env: agentpm start 'python -m bot' --env PORT=8080/],
+    ["python -m bot 'unclosed", /unterminated ' quote/],
+  ];
+  for (const [command, message] of cases) {
+    const result = await rig.cli(['start', command]);
+    assert.equal(result.code, 1, command);
+    assert.match(result.stderr, message, command);
+    assert.match(result.stderr, /nothing was started|close it/, command);
+  }
+  assert.equal(rig.daemonPid(), undefined, 'a refused command string starts no daemon');
+  const prettylist = await rig.cli(['prettylist']);
+  assert.equal(prettylist.code, 1);
+  assert.match(prettylist.stderr, /prettylist is PM2's process list as JSON; agentpm's is `agentpm ls --json`/);
+});

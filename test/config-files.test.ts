@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,7 +99,7 @@ test('`agentpm import pm2` prints an ecosystem.config.ts that starts the same ap
   writeFileSync(join(dir, 'ecosystem.config.ts'), converted.stdout);
   const started = await rig.cli(['start', join(dir, 'ecosystem.config.ts'), '--env', 'production']);
   assert.equal(started.code, 0, started.stderr);
-  assert.equal(started.stderr, '', 'an agentpm config: no PM2 warning');
+  assert.equal(started.stderr.replace(/^agentpm: type-checking ecosystem\.config\.ts…\n/, ''), '', 'an agentpm config: no PM2 warning (only the type check says what it does)');
   await online(rig, ['api', 'worker']);
   assert.deepEqual(await definitions(), fromPm2);
 
@@ -209,4 +209,48 @@ export default defineConfig({ apps: [{ name: 'typo', script: 'idle.mjs', killTim
   const { existsSync } = await import('node:fs');
   assert.equal(existsSync(marker), false, 'the config was not executed');
   assert.deepEqual(await rig.ls(), []);
+});
+
+test('a .ts config is type-checked once per content: an unchanged one starts without a check, an edit to a file it imports checks again, an error is never remembered', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const good = 'export const port: number = 8080;\n';
+  const dir = project(t, {
+    'idle.mjs': IDLE,
+    'apps.ts': good,
+    'ecosystem.config.ts': `import { port } from './apps.ts';
+const checked: number = port;
+export default { apps: [{ name: 'web', script: 'idle.mjs', env: { PORT: String(checked) } }] };
+`,
+  });
+  const config = join(dir, 'ecosystem.config.ts');
+  const CHECKING = /type-checking ecosystem\.config\.ts…/;
+  const start = async (): Promise<{ code: number | null; stderr: string }> => rig.cli(['start', config]);
+
+  const first = await start();
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, CHECKING, 'the first start checks, and says so');
+  await online(rig, ['web']);
+  const cacheFile = join(rig.home, 'typecheck-cache.json');
+  assert.equal(statSync(cacheFile).mode & 0o777, 0o600, 'the cache is private');
+
+  const second = await start();
+  assert.equal(second.code, 0, second.stderr);
+  assert.doesNotMatch(second.stderr, CHECKING, 'an unchanged config is not checked again');
+
+  // An edit to the imported file (not to the config) that breaks the config's types.
+  writeFileSync(join(dir, 'apps.ts'), "export const port: string = '8080';\n");
+  for (const attempt of ['after a remembered success', 'again: a failure is not remembered']) {
+    const broken = await start();
+    assert.equal(broken.code, 1, attempt);
+    assert.match(broken.stderr, CHECKING, attempt);
+    assert.match(broken.stderr, /ecosystem\.config\.ts:2:7: TS2322: Type 'string' is not assignable to type 'number'/, attempt);
+  }
+
+  writeFileSync(join(dir, 'apps.ts'), good);
+  const fixed = await start();
+  assert.equal(fixed.code, 0, fixed.stderr);
+  assert.match(fixed.stderr, CHECKING, 'the fixed file is checked');
+  const again = await start();
+  assert.doesNotMatch(again.stderr, CHECKING, 'and then remembered');
 });

@@ -231,3 +231,16 @@ test('monit with hundreds of processes in one app: the tree scrolls and stays re
   await tmux.keys('q');
   await assertQuitCleanly(session);
 });
+
+test('monit at 80x24: an event line too long for its pane keeps its key figure (the measure against the limit) whole', async (t) => {
+  // Three children against a limit of one: the tree is restarted at once, and its exit names the limit.
+  const session = await startMonit(t, { cols: 80, rows: 24, color: false, apps: [[TREE, '--name', 'tree', '--env', 'CHILDREN=3', '--max-children', '1', '--restart-delay', '1m']] });
+  const { tmux } = session;
+  const exitRow = /\d\d:\d\d:\d\d exit .*/;
+  const screen = await tmux.waitForScreen((text) => (exitRow.test(text) ? text : undefined), 'the exit at the children limit in the events pane', 20_000);
+  const row = exitRow.exec(screen)?.[0] ?? '';
+  assert.match(row, /\d+ children > 1/, `the figure is whole:\n${screen}`);
+  assert.match(row, /…/, `and the line was cut around it to fit its pane:\n${screen}`);
+  await tmux.keys('q');
+  await assertQuitCleanly(session);
+});

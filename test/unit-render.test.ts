@@ -109,11 +109,11 @@ describe('describeEvent', () => {
     assert.ok(line.includes('exited: exited (code 0)'), line);
   });
 
-  test('exit at a limit shows the measured figure against the limit', () => {
+  test('exit at a limit shows the measured figure against the limit, as the table does, then the signal', () => {
     const memory = describeEvent(event('exit', 'memory-limit', { code: null, signal: 'SIGTERM', measured: 540 * MB, limit: 200 * MB, uptimeMs: 30_000 }));
-    assert.ok(memory.includes('memory-limit (SIGTERM), 540 MB > 200 MB after 30s'), memory);
+    assert.ok(memory.includes('exited: memory-limit (540 MB > 200 MB), SIGTERM after 30s'), memory);
     const children = describeEvent(event('exit', 'children-limit', { code: null, signal: 'SIGKILL', measured: 40, limit: 10 }));
-    assert.ok(children.includes('children-limit (SIGKILL), 40 children > 10'), children);
+    assert.ok(children.includes('exited: children-limit (40 children > 10), SIGKILL'), children);
   });
 
   test('a failed spawn shows its message', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { planAction, parseSignal, REAP_UNAVAILABLE, type Requester } from '../src/tui/actions.js';
 import { AgentpmError } from '../src/errors.js';
-import { ASCII_GLYPHS, bar, clock, fit, fitLine, levelStyle, lineWidth, sanitize, shortCommand, sparkline, textWidth, truncate, UNICODE_GLYPHS } from '../src/tui/format.js';
+import { ASCII_GLYPHS, bar, clock, fit, fitLine, levelStyle, lineWidth, sanitize, shortCommand, sparkline, textWidth, truncate, truncateKeeping, UNICODE_GLYPHS } from '../src/tui/format.js';
 import { handleKey, KEY_HELP } from '../src/tui/keys.js';
 import { computeLayout, MIN_COLS, MIN_ROWS } from '../src/tui/layout.js';
 import type { KeyPress, Line, Rect } from '../src/tui/renderer.js';
@@ -524,8 +524,54 @@ describe('view model', () => {
       { type: 'backoff', app: 'a', instance: 'i', at, reason: null, data: { delayMs: 2000, unstableExits: 2 } },
     ];
     const pane = eventsPane(events, 'a', { top: 0, left: 0, width: 80, height: 3 }, G);
-    assert.deepEqual(pane.lines.map((line) => text(line).replace(/^\d\d:\d\d:\d\d /, '')), ['exit exited: crashed (code 1) after 15s', 'backoff restarting in 2000 ms (unstable exit 2 in a row)']);
+    assert.deepEqual(pane.lines.map((line) => text(line).replace(/^\d\d:\d\d:\d\d /, '')), ['exit crashed (code 1) after 15s', 'backoff restarting in 2000 ms (unstable exit 2 in a row)']);
     assert.equal(pane.lines[0]?.[2]?.style, 'bad', 'a crash stands out');
+  });
+
+  test('truncateKeeping cuts around the key figure, never into it', () => {
+    const line = 'exited: memory-limit (211 MB > 200 MB), SIGTERM: a long message from the app after 5m';
+    const keys = ['memory-limit (211 MB > 200 MB)', '211 MB > 200 MB'];
+    assert.equal(truncateKeeping(line, 200, keys), line, 'what fits is not cut');
+    for (const width of [34, 40, 50, 60, 70]) {
+      const cut = truncateKeeping(line, width, keys);
+      assert.equal(textWidth(cut), width, `exactly ${width} cells`);
+      assert.ok(cut.includes(keys[0] ?? ''), `${width}: the whole key stays: ${cut}`);
+      assert.ok(cut.startsWith(width >= 40 ? 'exited:' : 'ex'), `${width}: the start stays: ${cut}`);
+      assert.ok(cut.includes('…'), `${width}: the cut is marked`);
+    }
+    assert.equal(truncateKeeping(line, 70, keys), 'exited: memory-limit (211 MB > 200 MB), SIGTERM: a long message from …');
+    // Too narrow for the cause with its figure: the figure alone, whole.
+    assert.equal(truncateKeeping(line, 22, keys), 'exite…211 MB > 200 MB…');
+    // A long start before the key: its end goes, and all that follows the key stays.
+    const pids = 'ended offending process(es) 101, 102, 103, 104, 105, 106, 107 (memory-limit); the app keeps running';
+    assert.equal(truncateKeeping(pids, 60, ['(memory-limit)']), 'ended offending proces…(memory-limit); the app keeps running');
+    // Too narrow for any key with room to spare, or no key in the text: a plain cut at the end.
+    assert.equal(truncateKeeping(line, 14, keys), truncate(line, 14));
+    assert.equal(truncateKeeping(line, 40, ['not there']), truncate(line, 40));
+    assert.equal(truncateKeeping(line, 40, []), truncate(line, 40));
+    // Wide characters before the key: still exactly the width.
+    assert.equal(textWidth(truncateKeeping(`中文中文中文中文中文 ${keys[0]} after 5m`, 41, keys)), 41);
+  });
+
+  test('events: a line cut to a narrow pane keeps its key figure (a limit, a cause, a count) in view', () => {
+    const at = new Date(NOW).toISOString();
+    const events: AgentEvent[] = [
+      { type: 'exit', app: 'a', instance: 'i', at, reason: 'memory-limit', data: { code: null, signal: 'SIGTERM', measured: 211 * MB, limit: 200 * MB, uptimeMs: 300_000, message: 'tree ended with it after the stop signal' } },
+      { type: 'exit', app: 'a', instance: 'i', at, reason: 'crashed', data: { code: 3, signal: null, message: 'x'.repeat(80), uptimeMs: 2000 } },
+      { type: 'limit-breach', app: 'a', instance: 'i', at, reason: 'children-limit', data: { measured: 56, limit: 50, action: 'contain-and-kill-the-offending-subtree-then-restart' } },
+      { type: 'offender-killed', app: 'a', instance: 'i', at, reason: 'memory-limit', data: { pids: [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008] } },
+    ];
+    const rowsAt = (width: number): string[] => eventsPane(events, 'a', { top: 0, left: 0, width, height: 6 }, G).lines.map(text);
+    const wide = rowsAt(56);
+    for (const row of wide) assert.ok(textWidth(row) <= 56 && row.includes('…'), `cut to the pane, and marked: ${row}`);
+    assert.match(wide[0] ?? '', /:\d\d exit memory-limit \(211 MB > 200 MB\), SIGTERM/, 'the type says exit: the text does not repeat it');
+    assert.match(wide[1] ?? '', /crashed \(code 3\)/);
+    assert.match(wide[2] ?? '', /children-limit: 56 children > 50/);
+    assert.match(wide[3] ?? '', /\(memory-limit\)/);
+    // The events pane of an 80-column terminal: the figure alone (a limit-breach's long type leaves too little room even for that).
+    const narrow = rowsAt(36);
+    assert.match(narrow[0] ?? '', /211 MB > 200 MB/);
+    assert.match(narrow[1] ?? '', /crashed \(code 3\)/);
   });
 
   test('logs: stderr is labelled, not only coloured', () => {

@@ -74,9 +74,12 @@ program
 program
   .command('start')
   .description('start every app of a config file, a script, a known app by name, or a command on PATH')
-  .argument('<config|script|name|command>', 'in this order: a config file, an existing file (a script), the name of an app agentpm knows (its saved definition), a command on PATH')
+  .argument(
+    '<config|script|name|command>',
+    'in this order: a config file, an existing file (a script), the name of an app agentpm knows (its saved definition), a command on PATH or a command string ("npm run dev")',
+  )
   .argument('[args...]', 'arguments for the script (after --)')
-  .option('-n, --name <name>', 'app name (default: the script file name)')
+  .option('-n, --name <name>', "app name (default: the script file name, or a command's program)")
   .option('--cwd <dir>', 'working directory (default: the current directory)')
   .option('--env <NAME=value|name>', 'script: set an environment variable (repeatable); config file: use the named environment (env_<name>)', collect, [])
   .option('--only <names>', 'config file: start only these apps (comma-separated)')
@@ -98,14 +101,15 @@ program
   .addOption(new Option('-i, --instances <n>').hideHelp())
   .addHelpText(
     'after',
-    '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start bot                           # a stopped app, by name, with its saved definition\n  agentpm start worker.py -- --queue high\n  agentpm start ecosystem.config.ts --env production --only bot,worker\n  agentpm start ecosystem.config.js           # a PM2 ecosystem file works too',
+    '\nExamples:\n  agentpm start bot.ts --name bot --kill-timeout 30s\n  agentpm start bot                           # a stopped app, by name, with its saved definition\n  agentpm start worker.py -- --queue high\n  agentpm start "npm run dev" --name web       # a command string, split as a shell would (no shell runs)\n  agentpm start ecosystem.config.ts --env production --only bot,worker\n  agentpm start ecosystem.config.js           # a PM2 ecosystem file works too',
   )
   .action(async (target: string, args: string[], options: StartOptions & { instances?: string }) => {
     if (options.instances !== undefined) {
+      const { shellQuote } = await import('../config/command-line.js');
       throw new AgentpmError(
         'invalid-argument',
         `-i/--instances (PM2's cluster mode) is not supported: it runs copies of a stateless server behind one port, while an agent keeps its ` +
-          `state in its own process tree. Start each copy as an app of its own: agentpm start ${target} --name <name>-2, or list them in a config.`,
+          `state in its own process tree. Start each copy as an app of its own: agentpm start ${shellQuote(target)} --name <name>-2, or list them in a config.`,
       );
     }
     const { planStart, executeStart } = await import('./start.js');
@@ -210,6 +214,17 @@ program
     if (options.json) printJson(list);
     else print(renderList(list));
   });
+
+// PM2's JSON lists, asked for by habit: not aliases, because ls --json has fields of its own and a script
+// reading PM2's (pm2_env.status, monit.memory) would get nothing rather than an error.
+for (const verb of ['prettylist', 'jlist']) {
+  program
+    .command(verb, { hidden: true })
+    .allowUnknownOption()
+    .action(() => {
+      throw new AgentpmError('invalid-argument', `${verb} is PM2's process list as JSON; agentpm's is \`agentpm ls --json\`, with fields of its own (see "ls --json" in the README)`);
+    });
+}
 
 program
   .command('show')

@@ -135,8 +135,27 @@ export function describeEvent(event: AgentEvent): string {
 
 /** What happened, without when and to whom: shared by `events` and `monit`. */
 export function describeEventText(event: AgentEvent): string {
+  return describeEventParts(event).text;
+}
+
+export interface EventParts {
+  text: string;
+  /**
+   * What must stay in view when the line is cut to a narrow pane (see format.ts truncateKeeping), most
+   * complete first: the cause with its figure (`memory-limit (211 MB > 200 MB)`), then the figure alone
+   * for a pane too narrow for both; or a cause, a count. Each is a part of `text`.
+   */
+  keys: string[];
+  /** The start of `text` that says what its type says (`exited: `): a view that shows the type may drop it. */
+  lead: string;
+}
+
+export function describeEventParts(event: AgentEvent): EventParts {
   const data = event.data;
   let text: string;
+  let key: string | null = null;
+  let figure: string | null = null;
+  let lead = '';
   switch (event.type) {
     case 'state':
       text = `${String(data['from'])} → ${String(data['to'])}${event.reason === 'root-exited' ? ' (it exited by itself; ending what it left)' : ''}`;
@@ -146,31 +165,47 @@ export function describeEventText(event: AgentEvent): string {
       break;
     case 'exit': {
       const detail = data['signal'] ?? (data['code'] !== null && data['code'] !== undefined ? `code ${String(data['code'])}` : null);
-      const limit = typeof data['limit'] === 'number' ? `, ${describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'))}` : '';
       const message = typeof data['message'] === 'string' ? `: ${data['message']}` : '';
-      text = `exited: ${String(event.reason)}${detail ? ` (${String(detail)})` : ''}${limit}${message}${numberOf(data, 'uptimeMs') ? ` after ${formatDuration(numberOf(data, 'uptimeMs'))}` : ''}`;
+      const after = numberOf(data, 'uptimeMs') ? ` after ${formatDuration(numberOf(data, 'uptimeMs'))}` : '';
+      // At a limit, the figure against the limit is the cause (as in the table); the signal is only how it ended.
+      lead = 'exited: ';
+      if (typeof data['limit'] === 'number') {
+        figure = describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'));
+        key = `${String(event.reason)} (${figure})`;
+        text = `${lead}${key}${detail ? `, ${String(detail)}` : ''}${message}${after}`;
+      } else {
+        key = `${String(event.reason)}${detail ? ` (${String(detail)})` : ''}`;
+        text = `${lead}${key}${message}${after}`;
+      }
       break;
     }
     case 'adopt':
       text = event.reason === 'unproven' ? `not adopted: ${String(data['message'])}` : `adopted by a new daemon, pid ${numberOf(data, 'pid')}`;
       break;
     case 'leftovers-killed':
-      text = `killed ${numberOf(data, 'count')} process(es) left behind${event.reason === 'daemon-down' ? ' while no daemon ran' : ''}`;
+      key = `killed ${numberOf(data, 'count')} process(es)`;
+      text = `${key} left behind${event.reason === 'daemon-down' ? ' while no daemon ran' : ''}`;
       break;
     case 'limit-breach':
-      text = `${String(event.reason)}: ${describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'))}; action ${String(data['action'])}`;
+      figure = describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'));
+      key = `${String(event.reason)}: ${figure}`;
+      text = `${key}; action ${String(data['action'])}`;
       break;
     case 'offender-killed':
-      text = `ended offending process(es) ${(data['pids'] as number[] | undefined)?.join(', ') ?? ''} (${String(event.reason)}); the app keeps running`;
+      key = `(${String(event.reason)})`;
+      text = `ended offending process(es) ${(data['pids'] as number[] | undefined)?.join(', ') ?? ''} ${key}; the app keeps running`;
       break;
     case 'orphans-reaped':
-      text = `reaped ${numberOf(data, 'count')} orphaned process(es) (${String(event.reason)})${Array.isArray(data['pids']) ? `: ${(data['pids'] as number[]).join(', ')}` : ''}`;
+      key = `reaped ${numberOf(data, 'count')} orphaned process(es) (${String(event.reason)})`;
+      text = `${key}${Array.isArray(data['pids']) ? `: ${(data['pids'] as number[]).join(', ')}` : ''}`;
       break;
     case 'backoff':
-      text = `restarting in ${numberOf(data, 'delayMs')} ms (unstable exit ${numberOf(data, 'unstableExits')} in a row)`;
+      key = `restarting in ${numberOf(data, 'delayMs')} ms`;
+      text = `${key} (unstable exit ${numberOf(data, 'unstableExits')} in a row)`;
       break;
     case 'give-up':
-      text = `gave up after ${numberOf(data, 'restartsInWindow')} restarts within ${formatDuration(numberOf(data, 'windowMs'))}: errored (restart it by hand)`;
+      key = `gave up after ${numberOf(data, 'restartsInWindow')} restarts within ${formatDuration(numberOf(data, 'windowMs'))}`;
+      text = `${key}: errored (restart it by hand)`;
       break;
     case 'daemon':
       text = `daemon ${String(event.reason)} (pid ${numberOf(data, 'pid')})`;
@@ -185,22 +220,24 @@ export function describeEventText(event: AgentEvent): string {
       break;
     }
     case 'health':
-      text =
-        event.reason === 'failed'
-          ? `health check failed ${numberOf(data, 'failures')} time(s) in a row: ${String(data['message'] ?? '')}`
-          : `now ${String(event.reason)}${data['message'] ? ` (${String(data['message'])})` : ''}`;
+      key = event.reason === 'failed' ? `health check failed ${numberOf(data, 'failures')} time(s) in a row` : `now ${String(event.reason)}`;
+      text = event.reason === 'failed' ? `${key}: ${String(data['message'] ?? '')}` : `${key}${data['message'] ? ` (${String(data['message'])})` : ''}`;
       break;
-    case 'guard':
-      text =
-        event.reason === 'memory-pressure'
-          ? `memory pressure (${formatBytes(numberOf(data, 'availableBytes'))} available${typeof data['pressure'] === 'number' ? `, PSI some avg10 ${String(data['pressure'])}` : ''}): ${String(data['action'])} ${String(data['victim'])}`
-          : `memory recovered (${formatBytes(numberOf(data, 'availableBytes'))} available)`;
+    case 'guard': {
+      const available = `${formatBytes(numberOf(data, 'availableBytes'))} available`;
+      if (event.reason === 'memory-pressure') {
+        key = `${String(data['action'])} ${String(data['victim'])}`;
+        text = `memory pressure (${available}${typeof data['pressure'] === 'number' ? `, PSI some avg10 ${String(data['pressure'])}` : ''}): ${key}`;
+      } else {
+        text = `memory recovered (${available})`;
+      }
       break;
+    }
     case 'notify-failed':
       text = `alert hook failed (${String(data['hook'])}): ${String(data['message'] ?? event.reason)}`;
       break;
     default:
       return unreachable(event.type);
   }
-  return text;
+  return { text, keys: [key, figure].filter((part): part is string => part !== null), lead };
 }

@@ -6,7 +6,8 @@
  *  2. an existing file: that script;
  *  3. the name of an app the daemon knows (unless --name names another app): that app, with its saved
  *     definition; options that would change the definition are refused, pointing to --replace or the config;
- *  4. otherwise a command on PATH (`agentpm start sleep -- 100`).
+ *  4. otherwise a command on PATH (`agentpm start sleep -- 100`), or a command string (`agentpm start
+ *     "npm run dev"`: split as a shell splits it, see command-string.ts), named after its program.
  * A stopped app is started by name all day, as with PM2; a bare name never overwrites a definition.
  */
 import { statSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { AgentpmError } from '../errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { AppDefinition, DaemonSettings, IfRunning, StartResult } from '../protocol.js';
 import type { DaemonClient } from './client.js';
+import { commandOfString, isCommandString } from './command-string.js';
 import { normalizeSignal } from './flags.js';
 import { callerEnv, mergeStartResults, startBatches } from './start-batches.js';
 
@@ -80,7 +82,10 @@ export type StartPlan =
 /** `connect` is called only when the daemon is needed: a config with an error starts no daemon. */
 export async function planStart(target: string, args: string[], options: StartOptions, connect: () => Promise<DaemonClient>): Promise<StartPlan> {
   const { isConfigFile } = await import('../config/load.js');
-  if (isConfigFile(target)) return { kind: 'config', loaded: await loadConfig(target, args, options) };
+  // A command string ends with whatever its last argument is (`node build.config.js`): unless a file has
+  // that whole name, it is a command, not a config.
+  const commandString = isCommandString(target) && !isFile(resolve(target));
+  if (isConfigFile(target) && !commandString) return { kind: 'config', loaded: await loadConfig(target, args, options) };
   const maybeName = !isFile(resolve(target)) && APP_NAME.test(target) && (options.name === undefined || options.name === target);
   if (maybeName && (await (await connect()).request({ type: 'ls' })).some((app) => app.name === target)) {
     const flags = definingFlags(args, options, ['name']);
@@ -94,6 +99,10 @@ export async function planStart(target: string, args: string[], options: StartOp
       );
     }
     return { kind: 'saved', name: target };
+  }
+  if (commandString) {
+    const command = commandOfString(target, args, isConfigFile);
+    return { kind: 'script', apps: await scriptDefinition(command.script, command.args, options) };
   }
   return { kind: 'script', apps: await scriptDefinition(target, args, options) };
 }

@@ -38,17 +38,21 @@ export interface LoadOptions {
   only?: string[] | null;
 }
 
-/** `running`: called once the file itself starts to run (after the type check), for the time limit. */
 export interface LoadHooks {
+  /** Called once the file itself starts to run (after the type check), for the time limit. */
   running?: () => void;
+  /** Called when a `.ts` config is about to be type-checked (not when a remembered success is used). */
+  typeChecking?: (file: string) => void;
+  /** Where successful type checks are remembered (see typecheck-cache.ts); without it, every load checks. */
+  typecheckCache?: string;
 }
 
 export async function loadConfigFile(path: string, options: LoadOptions = {}, hooks: LoadHooks = {}): Promise<LoadedConfig> {
   const file = resolve(path);
   const warnings: string[] = [];
   if (['.ts', '.mts', '.cts'].includes(extname(file)) && existsSync(file)) {
-    const { typeErrorsOf } = await import('./typecheck.js');
-    const errors = typeErrorsOf(file);
+    const { typeErrorsCached } = await import('./typecheck-cache.js');
+    const errors = typeErrorsCached(file, { cachePath: hooks.typecheckCache ?? null, checking: hooks.typeChecking });
     if (errors === null) warnings.push(`${file} was not type-checked: no TypeScript compiler found (npm i -D typescript)`);
     else if (errors.length > 0) {
       throw new AgentpmError('invalid-config', `${file} has type errors; it was not run and nothing was started:\n  ${errors.join('\n  ')}`);

@@ -3,14 +3,31 @@
  * leave timers running, print, or call process.exit. Here it can do all of that without touching the
  * CLI: the result (or the error) goes back over IPC, then this process ends, whatever the config left.
  */
+import { basename, join } from 'node:path';
 import { toErrorPayload } from '../errors.js';
+import { ensurePrivateHome, resolveHome } from '../home.js';
 import type { LoaderRequest, LoaderReply } from './isolated.js';
-import { convertPm2File, loadConfigFile } from './load.js';
+import { convertPm2File, loadConfigFile, type LoadHooks } from './load.js';
+
+/** The home's cache of type checks; none if the home cannot be made or is not safe (it is then reported when the CLI connects). */
+function typecheckCachePath(): string | null {
+  try {
+    return join(ensurePrivateHome(resolveHome()).home, 'typecheck-cache.json');
+  } catch {
+    return null;
+  }
+}
 
 async function run(request: LoaderRequest): Promise<unknown> {
   // The time limit is for running the file, not for type-checking it first.
-  const hooks = { running: (): void => void process.send?.({ running: true } satisfies LoaderReply) };
+  const hooks: LoadHooks = {
+    running: (): void => void process.send?.({ running: true } satisfies LoaderReply),
+    // To stderr, where the CLI's own progress goes: stdout may be `start --json`.
+    typeChecking: (file) => void process.stderr.write(`agentpm: type-checking ${basename(file)}…\n`),
+  };
   if (request.kind === 'convert') return convertPm2File(request.file, hooks);
+  const cache = typecheckCachePath();
+  if (cache !== null) hooks.typecheckCache = cache;
   return loadConfigFile(request.file, request.options, hooks);
 }
 

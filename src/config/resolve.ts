@@ -9,6 +9,7 @@ import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
+import { splitCommandLine } from './command-line.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseCpu, parseDuration, parseSize } from './units.js';
 import { kernelLimitProblems } from '../cgroup/limits.js';
@@ -153,7 +154,12 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
 
   const args = app['args'];
   let argList: string[] = [];
-  if (typeof args === 'string') argList = splitArgs(args);
+  if (typeof args === 'string') {
+    // A string of arguments is split into words as a shell would, quotes and backslashes included.
+    const split = splitCommandLine(args);
+    if (split.unterminated !== null) problem('args', `unterminated ${split.unterminated} quote in ${show(args)}; close it, or give args as an array of strings`);
+    argList = split.words;
+  }
   else if (Array.isArray(args) && args.every((arg) => typeof arg === 'string')) argList = args as string[];
   else if (args !== undefined) problem('args', `expected a string or an array of strings, got ${show(args)}`);
 
@@ -303,10 +309,6 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
 }
 
 /** Splits an argument string like a shell would for simple cases: spaces separate, quotes group. */
-function splitArgs(input: string): string[] {
-  return [...input.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((match) => match[1] ?? match[2] ?? match[3] ?? '');
-}
-
 /** The config's top-level daemon settings (`reap`, `notify`, `guard`), validated like the apps. */
 export function resolveDaemonSettings(config: unknown, source: string): Partial<DaemonSettings> | null {
   const settings: Partial<DaemonSettings> = { ...resolveReapSettings(config, source) };

@@ -106,6 +106,34 @@ function cut(text: string, width: number, ellipsis: string): string {
   return out + ' '.repeat(width - 1 - used) + ellipsis;
 }
 
+/** Cells of the start of a line kept before its key figure, when the line's end has to go too. */
+const MIN_HEAD = 12;
+
+/**
+ * At most `width` cells of `text` with a key (a part of it: a cause, a figure against its limit, a count)
+ * kept whole: the first of `keys` that fits, most complete first. What goes is the less important text
+ * around it, the end of what precedes it first (the ellipsis then stands just before the key), then what
+ * follows it. Without a key that fits (or that is in the text), the same as truncate.
+ */
+export function truncateKeeping(text: string, width: number, keys: readonly string[], ellipsis = '…'): string {
+  if (textWidth(text) <= width) return text;
+  // Room for the key and an ellipsis on each side of it.
+  const key = keys.find((candidate) => candidate !== '' && text.includes(candidate) && textWidth(candidate) <= width - 2);
+  if (key === undefined) return truncate(text, width, ellipsis);
+  const at = text.lastIndexOf(key);
+  const head = text.slice(0, at);
+  const tail = text.slice(at + key.length);
+  const keyWidth = textWidth(key);
+  const headWidth = textWidth(head);
+  // All of what follows the key, when that leaves the line's start enough room to say what it is.
+  // (The whole line is too wide, so the start is always cut here.)
+  const headRoom = width - keyWidth - textWidth(tail);
+  if (tail === '' || (headRoom >= Math.min(headWidth, MIN_HEAD) && headRoom > 0)) return cut(head, headRoom, ellipsis) + key + tail;
+  // Otherwise the start (as much as fits, leaving a cell), the key, and what follows cut at the edge.
+  const keptHead = headWidth <= width - keyWidth - 1 ? head : cut(head, width - keyWidth - 1, ellipsis);
+  return keptHead + key + cut(tail, width - textWidth(keptHead) - keyWidth, ellipsis);
+}
+
 /** Exactly `width` cells: truncated, or padded on the right (left, with `alignRight`). */
 export function fit(text: string, width: number, options: { alignRight?: boolean; ellipsis?: string } = {}): string {
   const cut = truncate(text, width, options.ellipsis);

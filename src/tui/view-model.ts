@@ -3,10 +3,10 @@
  * fitted to its width and cut to its height. Only what is visible is formatted, so an app with
  * hundreds of processes costs a screenful per frame.
  */
-import { describeEventText, describeExit } from '../cli/render.js';
+import { describeEventParts, describeExit } from '../cli/render.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 import type { AgentEvent, AppStatus, AppSummary } from '../protocol.js';
-import { bar, clock, fit, fitLine, levelStyle, lineWidth, sanitize, segment, shortCommand, sparkline, textWidth, type Glyphs } from './format.js';
+import { bar, clock, fit, fitLine, levelStyle, lineWidth, sanitize, segment, shortCommand, sparkline, textWidth, truncateKeeping, type Glyphs } from './format.js';
 import { KEY_HELP } from './keys.js';
 import { computeLayout, MIN_COLS, MIN_ROWS, overlayRect, TITLE_ROWS } from './layout.js';
 import type { Frame, Line, PaneView, Rect, Style } from './renderer.js';
@@ -280,9 +280,15 @@ export function eventsPane(events: readonly AgentEvent[], name: string | null, r
   const bodyRows = Math.max(0, rect.height - TITLE_ROWS);
   // State transitions repeat what spawn, exit and backoff say (the table shows the status): in a
   // pane this small they would crowd out the reasons.
-  const lines = events.filter((event) => event.type !== 'state').slice(-bodyRows).map((event) =>
-    fitLine([segment(clock(event.at), 'muted'), segment(' '), segment(event.type, eventStyle(event)), segment(` ${sanitize(describeEventText(event))}`)], rect.width, { ellipsis: glyphs.ellipsis }),
-  );
+  const lines = events.filter((event) => event.type !== 'state').slice(-bodyRows).map((event) => {
+    const time = clock(event.at);
+    // What is left of the row for the text after "time type ": cut there, keeping its key figure in view.
+    const room = rect.width - textWidth(time) - textWidth(event.type) - 2;
+    // The type column says `exit`: the text need not start with `exited: ` too, where every cell counts.
+    const { text, keys, lead } = describeEventParts(event);
+    const shown = truncateKeeping(sanitize(text.slice(lead.length)), room, keys.map(sanitize), glyphs.ellipsis);
+    return fitLine([segment(time, 'muted'), segment(' '), segment(event.type, eventStyle(event)), segment(` ${shown}`)], rect.width, { ellipsis: glyphs.ellipsis });
+  });
   if (name !== null && events.length === 0) lines.push(fitLine([segment('no events yet', 'muted')], rect.width));
   return { id: 'events', rect, title: name === null ? 'events' : truncateTitle(`events · ${name}`, rect.width, glyphs), lines };
 }
