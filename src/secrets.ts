@@ -204,6 +204,15 @@ export function maskArgs(args: string[]): string[] {
   });
 }
 
+/**
+ * Whether a variable is secret-looking as a whole: its name, or a credential inside its value (a
+ * password in a DATABASE_URL). What `show` would mask, in whole or in part, an export moves out of the
+ * unit or manifest into a file only its owner can read.
+ */
+export function isSecretVariable(name: string, value: string): boolean {
+  return isSecretName(name) || maskText(value) !== value;
+}
+
 /** Variables as shown: secret names masked whole, credentials inside the other values masked. */
 export function maskEnv(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).map(([key, value]) => [key, isSecretName(key) ? MASK : maskText(value)]));

@@ -15,6 +15,7 @@ import { describeEvent, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
 import { normalizeSignal, wholeNumberFlag } from './flags.js';
 import type { StartOptions } from './start.js';
+import type { KubernetesExportOptions, SystemdExportOptions } from './export.js';
 import { exitQuietlyOnEpipe } from './epipe.js';
 
 /** What `events` can ask for at once (the daemon keeps fewer in memory anyway). */
@@ -398,6 +399,36 @@ program
     const unit = systemdUnit({ home: paths().home, user: options.user === true, tasksMax, memoryMax });
     if (!options.install) return print(unit);
     print(installUnit(unit, options.user === true));
+  });
+
+const exporter = program.command('export').description('systemd units or Kubernetes manifests for the apps of a config, for when another supervisor takes over');
+exporter
+  .command('systemd')
+  .description('one service unit per app (secret-looking variables in a 0600 EnvironmentFile beside it)')
+  .argument('<config>', 'a config file, loaded as `start` loads it')
+  .option('--user', 'user units (systemctl --user): WantedBy=default.target, no User=')
+  .option('--out <dir>', 'write the files there (default: print the units; secret values are never printed)')
+  .option('--systemd-version <n>', "the target systemd: keys it lacks are left out (default: this machine's, else 252)")
+  .option('--env <name>', "the named environment (each app's env_<name> over its env)")
+  .option('--only <names>', 'these apps only (comma-separated)')
+  .addHelpText('after', '\nExamples:\n  agentpm export systemd ecosystem.config.ts                 # print the units\n  agentpm export systemd ecosystem.config.ts --out ./units   # write them, and the 0600 env files')
+  .action(async (config: string, options: SystemdExportOptions) => {
+    const { exportSystemd } = await import('./export.js');
+    await exportSystemd(config, options);
+  });
+exporter
+  .command('kubernetes')
+  .alias('k8s')
+  .description('per app a Deployment (and a Secret for its secret-looking variables), for an image that holds the app')
+  .argument('<config>', 'a config file, loaded as `start` loads it')
+  .requiredOption('--image <image>', 'the image that holds the app (agentpm cannot build one), e.g. ghcr.io/me/bot:1.2')
+  .option('--out <dir>', 'write the files there (default: print the manifests; Secrets are never printed)')
+  .option('--env <name>', "the named environment (each app's env_<name> over its env)")
+  .option('--only <names>', 'these apps only (comma-separated)')
+  .addHelpText('after', '\nExample:\n  agentpm export kubernetes ecosystem.config.ts --image ghcr.io/me/bot:1.2 --out k8s && kubectl apply -f k8s/')
+  .action(async (config: string, options: KubernetesExportOptions) => {
+    const { exportKubernetes } = await import('./export.js');
+    await exportKubernetes(config, options);
   });
 
 program

@@ -1,0 +1,245 @@
+/**
+ * `agentpm export kubernetes`: per app a Deployment (one replica, Recreate: an agent keeps its state in its
+ * own tree, two copies must never overlap) and, when it has secret-looking variables, a Secret it reads them
+ * from. agentpm cannot build an image: the user names one that holds the app.
+ *
+ * The manifests are typed against kubernetes-models' declarations (types only, nothing of it runs), so a
+ * field Kubernetes does not know fails the build; the tests validate them against the API's schemas.
+ * Kubernetes expands `$(VAR)` in command, args and env values: every `$` is written `$$`, which it reads
+ * back as one `$`.
+ */
+import { Document, isMap, isScalar, type Node as YamlNode } from 'yaml';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
+import type { ISecret } from 'kubernetes-models/v1/Secret';
+import { kernelLimitsFor } from '../cgroup/limits.js';
+import { formatBytes, formatSetting } from '../config/units.js';
+import { interpreterByExtension } from '../daemon/spawn.js';
+import { AgentpmError } from '../errors.js';
+import type { AppDefinition } from '../protocol.js';
+import { isSecretVariable, maskCommand, maskUrl } from '../secrets.js';
+import { VERSION } from '../version.js';
+import { argumentsWarning, ceilSeconds, checkEnvNames, dependenciesOf, describeHealth, uncarried, type ExportFile, type ExportInput, type ExportResult } from './common.js';
+
+export interface KubernetesOptions {
+  /** The image that holds the app, e.g. ghcr.io/me/bot:1.2. */
+  image: string;
+}
+
+/** Kubernetes' C_IDENTIFIER for variable names, narrowed to what a shell also accepts. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '0.0.0.0']);
+const LABEL = 'app.kubernetes.io/name';
+const MI = 1024 * 1024;
+
+/** A DNS-1123 label (what a container, a Deployment and a label value all accept): lowercase, `-`, at most 63. */
+export function kubernetesName(app: string): string {
+  return app
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}
+
+const dollars = (text: string): string => text.replaceAll('$', '$$$$');
+
+/** Bytes as a Kubernetes quantity: Mi when whole, else plain bytes. */
+export function memoryQuantity(bytes: number): string {
+  return bytes % MI === 0 ? `${bytes / MI}Mi` : String(bytes);
+}
+
+function checkImage(image: string): void {
+  if (image.trim() === '' || /\s/.test(image)) throw new AgentpmError('invalid-argument', `--image expects an image reference such as ghcr.io/me/bot:1.2 (no spaces), got '${image}'`);
+}
+
+export function kubernetesManifests(input: ExportInput, options: KubernetesOptions): ExportResult {
+  checkImage(options.image);
+  const names = new Map<string, string>();
+  for (const app of input.apps) {
+    const name = kubernetesName(app.name);
+    if (name === '') throw new AgentpmError('invalid-config', `app ${app.name}: no Kubernetes name can be made from it (lowercase letters, digits and '-'); rename the app`);
+    const other = names.get(name);
+    if (other !== undefined) throw new AgentpmError('invalid-config', `apps ${other} and ${app.name} both become '${name}' in Kubernetes (lowercase letters, digits and '-'); rename one`);
+    names.set(name, app.name);
+  }
+  const files: ExportFile[] = [];
+  const warnings: string[] = [];
+  for (const app of input.apps) {
+    checkEnvNames(app, ENV_NAME, 'Kubernetes');
+    const name = kubernetesName(app.name);
+    const secretNames = Object.entries(app.env).filter(([key, value]) => isSecretVariable(key, value)).map(([key]) => key);
+    const warning = argumentsWarning(app, `the Deployment ${name} (readable by anyone who can get deployments)`);
+    if (warning) warnings.push(warning);
+    if (secretNames.length > 0) {
+      files.push({ name: `${name}-secret.yaml`, content: secretYaml(app, name, input.source), secret: true, holds: secretNames });
+    }
+    files.push({ name: `${name}.yaml`, content: deploymentYaml(app, name, input, options, warning !== null), secret: false });
+  }
+  return { files, warnings };
+}
+
+function secretNameOf(name: string): string {
+  return `${name}-env`;
+}
+
+function secretYaml(app: AppDefinition, name: string, source: string): string {
+  const stringData: Record<string, string> = {};
+  for (const [key, value] of Object.entries(app.env)) if (isSecretVariable(key, value)) stringData[key] = value;
+  const secret: ISecret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: secretNameOf(name), labels: { [LABEL]: name } }, type: 'Opaque', stringData };
+  const doc = yamlDocument(secret);
+  doc.commentBefore = ` Generated by \`agentpm export kubernetes\` (agentpm ${VERSION}) from ${source}, app "${app.name}".\n Secret-looking variables, moved out of the Deployment. Keep this file private (it was written 0600).`;
+  return render(doc);
+}
+
+function command(app: AppDefinition): string[] {
+  const interpreter = app.interpreter ?? interpreterByExtension(app.script);
+  switch (interpreter) {
+    case 'none':
+      return [app.script, ...app.args];
+    case 'tsx':
+      // tsx from the app's own node_modules (resolved from workingDir): the image is not agentpm's install.
+      return ['node', '--import', 'tsx', ...app.interpreterArgs, app.script, ...app.args];
+    default:
+      return [interpreter, ...app.interpreterArgs, app.script, ...app.args];
+  }
+}
+
+function environment(app: AppDefinition, name: string): IEnvVar[] {
+  return Object.entries(app.env).map(([key, value]) =>
+    isSecretVariable(key, value) ? { name: key, valueFrom: { secretKeyRef: { name: secretNameOf(name), key } } } : { name: key, value: dollars(value) },
+  );
+}
+
+function resources(app: AppDefinition): IResourceRequirements | null {
+  const kernel = kernelLimitsFor(app, null);
+  const limits: Record<string, string> = {};
+  const requests: Record<string, string> = {};
+  if (kernel.memoryMaxBytes !== null) limits['memory'] = memoryQuantity(kernel.memoryMaxBytes);
+  if (app.maxMemoryBytes !== null) requests['memory'] = memoryQuantity(app.maxMemoryBytes);
+  if (kernel.cpu !== null) limits['cpu'] = `${Math.round((kernel.cpu.quotaUs / kernel.cpu.periodUs) * 1000)}m`;
+  if (Object.keys(limits).length === 0 && Object.keys(requests).length === 0) return null;
+  return { ...(Object.keys(limits).length > 0 ? { limits } : {}), ...(Object.keys(requests).length > 0 ? { requests } : {}) };
+}
+
+type ProbeOutcome = { probe: IProbe; note: string } | { probe: null; note: string };
+
+function livenessProbe(app: AppDefinition): ProbeOutcome | null {
+  const health = app.health;
+  if (health === null) return null;
+  const timing = {
+    periodSeconds: Math.max(1, Math.round(health.intervalMs / 1000)),
+    timeoutSeconds: Math.max(1, ceilSeconds(health.timeoutMs)),
+    failureThreshold: health.retries,
+    initialDelaySeconds: ceilSeconds(health.startPeriodMs),
+  };
+  const rounded = health.intervalMs % 1000 !== 0 || health.timeoutMs % 1000 !== 0 ? ' Probe times are whole seconds in Kubernetes (rounded).' : '';
+  if (health.http !== null) {
+    if (maskUrl(health.http) !== health.http) return { probe: null, note: `No liveness probe: the health URL holds a credential (${maskUrl(health.http)}) that would be written into the Deployment; add a probe by hand.` };
+    const url = new URL(health.http);
+    const https = url.protocol === 'https:';
+    const loopback = LOOPBACK.has(url.hostname);
+    const probe: IProbe = {
+      httpGet: { ...(loopback ? {} : { host: url.hostname }), path: `${url.pathname}${url.search}`, port: url.port === '' ? (https ? 443 : 80) : Number(url.port), scheme: https ? 'HTTPS' : 'HTTP' },
+      ...timing,
+    };
+    const where = loopback ? " The kubelet probes the pod's IP, not 127.0.0.1: the app must listen on 0.0.0.0 (or use an exec probe)." : ` The kubelet probes ${url.hostname} from the node.`;
+    return { probe, note: `Liveness probe from the health check (${describeHealth(health)}).${where}${rounded}` };
+  }
+  const commandLine = health.command ?? 'false';
+  if (maskCommand(commandLine) !== commandLine) return { probe: null, note: `No liveness probe: the health command holds a credential (${maskCommand(commandLine)}) that would be written into the Deployment; add a probe by hand.` };
+  return {
+    probe: { exec: { command: ['sh', '-c', commandLine] }, ...timing },
+    note: `Liveness probe from the health check (${describeHealth(health)}), run inside the container: the image needs sh and what the command uses.${rounded}`,
+  };
+}
+
+function deploymentYaml(app: AppDefinition, name: string, input: ExportInput, options: KubernetesOptions, argsHoldCredential: boolean): string {
+  const [program, ...args] = command(app).map(dollars);
+  const container: IContainer = { name, image: options.image, command: [program ?? ''], args, workingDir: app.cwd };
+  const env = environment(app, name);
+  if (env.length > 0) container.env = env;
+  const resourceSpec = resources(app);
+  if (resourceSpec) container.resources = resourceSpec;
+  const liveness = livenessProbe(app);
+  if (liveness?.probe) container.livenessProbe = liveness.probe;
+  const deployment: IDeployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, labels: { [LABEL]: name } },
+    spec: {
+      replicas: 1,
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: { [LABEL]: name } },
+      template: {
+        metadata: { labels: { [LABEL]: name } },
+        spec: { terminationGracePeriodSeconds: ceilSeconds(app.killTimeoutMs), containers: [container] },
+      },
+    },
+  };
+  const doc = yamlDocument(deployment);
+  doc.commentBefore = header(app, name, input);
+  const path = ['spec', 'template', 'spec'];
+  commentOn(doc, ['spec', 'replicas'], ' One replica, Recreate: an agent keeps its state in its own process tree; two copies must never run at once.');
+  commentOn(doc, [...path, 'terminationGracePeriodSeconds'], stopNote(app));
+  const containerPath = [...path, 'containers', 0];
+  commentOn(doc, [...containerPath, 'command'], ` ${argsHoldCredential ? 'WARNING: the arguments hold what looks like a credential; move it to env. ' : ''}The paths are this machine's: the image must hold the app at ${app.cwd}.`);
+  if (env.some((item) => item.valueFrom)) commentOn(doc, [...containerPath, 'env'], ` Secret-looking variables come from the Secret ${secretNameOf(name)} (${name}-secret.yaml), never inline.`);
+  if (resourceSpec) commentOn(doc, [...containerPath, 'resources'], resourcesNote(app));
+  if (liveness) commentOn(doc, [...containerPath, liveness.probe ? 'livenessProbe' : 'workingDir'], ` ${liveness.note}`);
+  return render(doc);
+}
+
+function header(app: AppDefinition, name: string, input: ExportInput): string {
+  const notes = uncarried(app, input.settings);
+  if (app.maxChildren !== null) notes.push(`maxChildren ${app.maxChildren}: agentpm ends a fork storm and restarts with reason "children". A pod has a pids limit only per node (the kubelet's podPidsLimit), not in this manifest.`);
+  notes.push(
+    `Restarts: the kubelet's CrashLoopBackOff (10s doubling to 5m), not this app's ${formatSetting(app.restartDelayMs)} to ${formatSetting(app.maxRestartDelayMs)}; it never gives up${app.maxRestarts !== null ? ` (agentpm: errored after ${app.maxRestarts} restarts in ${formatSetting(app.restartWindowMs)})` : ''}.`,
+  );
+  if (!app.autorestart) notes.push('autorestart: false: a Deployment always restarts its pod; run an app that should end as a Job instead.');
+  if (app.oomScoreAdj !== null) notes.push(`oomScoreAdj ${app.oomScoreAdj}: the kubelet sets the score from the pod's QoS class.`);
+  const dependencies = dependenciesOf(app);
+  if (dependencies.length > 0) notes.push(`dependsOn ${dependencies.join(', ')}: Kubernetes has no start order; an init container that waits for them (or a readiness gate) is the nearest.`);
+  notes.push('Orphans: nothing reaps the zombies of processes that lose their parent unless PID 1 does: make an init (tini, dumb-init) the image\'s entrypoint.');
+  notes.push(`Logs: kubectl logs deployment/${name} (agentpm's log files are not used).`);
+  return [
+    ` Generated by \`agentpm export kubernetes\` (agentpm ${VERSION}) from ${input.source}, app "${app.name}".`,
+    ' Apply: kubectl apply -f <this file> (and its -secret.yaml first, if it has one).',
+    ' Not carried over from agentpm:',
+    ...notes.map((note) => ` - ${note}`),
+  ].join('\n');
+}
+
+function stopNote(app: AppDefinition): string {
+  const signal = app.stopSignal === 'SIGTERM' ? '' : ` The stop signal is ${app.stopSignal}: set STOPSIGNAL ${app.stopSignal} in the image (the kubelet sends the image's stop signal, SIGTERM by default).`;
+  return ` killTimeout ${formatSetting(app.killTimeoutMs)}. The kubelet signals the container's PID 1 only (agentpm signals every process of the tree); the rest get SIGKILL when the grace period ends.${signal}`;
+}
+
+function resourcesNote(app: AppDefinition): string {
+  const kernel = kernelLimitsFor(app, null);
+  const lines: string[] = [];
+  if (kernel.memoryMaxBytes !== null) lines.push(`limits.memory: the kernel's cap (hardMemory, ${formatBytes(kernel.memoryMaxBytes)}), the same figure agentpm's cgroup backend writes; the container is OOM-killed whole at it.`);
+  if (app.maxMemoryBytes !== null) lines.push(`requests.memory: maxMemory (${formatBytes(app.maxMemoryBytes)}), what the scheduler reserves; agentpm's graceful restart at it is not carried over.`);
+  if (kernel.cpu !== null) lines.push('limits.cpu: maxCpu; with no request set, the scheduler reserves the limit.');
+  return lines.map((line) => ` ${line}`).join('\n');
+}
+
+function yamlDocument(value: unknown): Document {
+  // YAML 1.1, as kubectl reads it: `yes`, `on`, `0x1F` are quoted when they are strings.
+  return new Document(value, { version: '1.1' });
+}
+
+function render(doc: Document): string {
+  return doc.toString({ lineWidth: 0, defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN' });
+}
+
+/** A comment above the key at `path` (its last element), where the reader meets the field. */
+function commentOn(doc: Document, path: Array<string | number>, text: string): void {
+  const parent = doc.getIn(path.slice(0, -1), true) as YamlNode | undefined;
+  if (!isMap(parent)) return;
+  const pair = parent.items.find((item) => isScalar(item.key) && item.key.value === path[path.length - 1]);
+  if (pair && isScalar(pair.key)) pair.key.commentBefore = text;
+}

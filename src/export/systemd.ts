@@ -1,0 +1,233 @@
+/**
+ * `agentpm export systemd`: one service unit per app, from the same definitions `start` sends, so the
+ * unit keeps what systemd can keep of agentpm's guarantees and says in comments what it cannot.
+ *
+ * - The whole tree: the app runs in the unit's cgroup, and KillMode=control-group sends the stop signal to
+ *   every process in it, then SIGKILL after TimeoutStopSec (killTimeout). A process that detached itself
+ *   (setsid, reparented to init) stays in the cgroup, so no orphan outlives a stop.
+ * - The kernel caps come from kernelLimitsFor, the derivation the cgroup backends use: MemoryMax, TasksMax,
+ *   CPUQuota, and OOMPolicy from memory.oom.group. A unit and agentpm never disagree on a number.
+ * - Restarts: agentpm restarts an app after any exit of its own (autorestart), so Restart=always; the
+ *   doubling backoff is RestartSec/RestartSteps/RestartMaxDelaySec (systemd 254+), give-up is
+ *   StartLimitBurst within StartLimitIntervalSec.
+ * - Secret-looking variables go to an EnvironmentFile written 0600 beside the unit: `systemctl show`
+ *   prints Environment= to any user.
+ */
+import { formatBytes, formatSetting } from '../config/units.js';
+import { kernelLimitsFor } from '../cgroup/limits.js';
+import { AgentpmError } from '../errors.js';
+import type { AppDefinition } from '../protocol.js';
+import { VERSION } from '../version.js';
+import { argumentsWarning, checkEnvNames, dependenciesOf, describeHealth, splitEnv, uncarried, type ExportFile, type ExportInput, type ExportResult } from './common.js';
+import { interpreterByExtension } from '../daemon/spawn.js';
+import { resolvedCommand } from './resolve-command.js';
+import { ENV_NAME, environmentAssignment, environmentFileLine, execLine, unitComment, unitPath, unitText } from './systemd-quote.js';
+
+/** The oldest systemd the units are written for: Type=exec appeared in 240. */
+export const MIN_SYSTEMD_VERSION = 240;
+/** What Debian 12 ships; the default when `systemctl --version` cannot tell. */
+export const DEFAULT_SYSTEMD_VERSION = 252;
+/** RestartSteps= and RestartMaxDelaySec= (the growing backoff). */
+export const BACKOFF_KEYS_VERSION = 254;
+
+export interface SystemdOptions {
+  /** A user unit (`systemctl --user`): WantedBy=default.target, no User=. */
+  user: boolean;
+  /** The systemd the units are for: keys newer than it are left out, and the comment says so. */
+  version: number;
+  /** Absolute directory where the environment files are (or would be) written: EnvironmentFile= points there. */
+  envDir: string;
+  /** PATH for the apps and for finding their programs: the exporting shell's. */
+  path: string;
+  /** System units run as this user when it is not root (agentpm ran the apps as the user who started them). */
+  userName: string | null;
+}
+
+export function unitNameOf(app: string): string {
+  return `agentpm-${app}.service`;
+}
+
+export function envFileNameOf(app: string): string {
+  return `agentpm-${app}.env`;
+}
+
+/** Seconds when whole, else milliseconds: systemd reads both. */
+function timespan(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** Doublings from the first delay to the longest: systemd spreads its steps exponentially between the two. */
+export function restartSteps(firstMs: number, maxMs: number): number {
+  if (firstMs <= 0 || maxMs <= firstMs) return 0;
+  return Math.ceil(Math.log2(maxMs / firstMs));
+}
+
+export function systemdUnits(input: ExportInput, options: SystemdOptions): ExportResult {
+  if (!Number.isInteger(options.version) || options.version < MIN_SYSTEMD_VERSION) {
+    throw new AgentpmError('invalid-argument', `--systemd-version: the units need systemd ${MIN_SYSTEMD_VERSION} or later (Type=exec), got ${options.version}`);
+  }
+  const files: ExportFile[] = [];
+  const warnings: string[] = [];
+  for (const app of input.apps) {
+    checkEnvNames(app, ENV_NAME, 'a systemd unit');
+    const warning = argumentsWarning(app, `${unitNameOf(app.name)} (ExecStart=, shown by \`systemctl show\` and ps)`);
+    if (warning) warnings.push(warning);
+    const { secret } = splitEnv(app.env);
+    files.push({ name: unitNameOf(app.name), content: unitFor(app, input, options, warning !== null), secret: false });
+    if (secret.length > 0) {
+      files.push({
+        name: envFileNameOf(app.name),
+        content: [`# Secret-looking variables of ${app.name}, for ${unitNameOf(app.name)}. Keep this file 0600.`, ...secret.map(([name, value]) => environmentFileLine(name, value)), ''].join('\n'),
+        secret: true,
+        holds: secret.map(([name]) => name),
+      });
+    }
+  }
+  return { files, warnings };
+}
+
+function unitFor(app: AppDefinition, input: ExportInput, options: SystemdOptions, argsHoldCredential: boolean): string {
+  const unit = unitNameOf(app.name);
+  const systemctl = options.user ? 'systemctl --user' : 'systemctl';
+  const installDir = options.user ? '~/.config/systemd/user/' : '/etc/systemd/system/';
+  const lines: string[] = [
+    ...unitComment(
+      `Generated by \`agentpm export systemd\` (agentpm ${VERSION}) from ${input.source}, app "${app.name}", for systemd ${options.version}.\n` +
+        `Install: cp ${unit} ${installDir} && ${systemctl} daemon-reload && ${systemctl} enable --now ${unit}\n` +
+        `Logs: journalctl ${options.user ? '--user ' : ''}-u ${unit} (agentpm's log files and \`agentpm logs\` are not used).`,
+    ),
+    '[Unit]',
+    `Description=${unitText(`agentpm app ${app.name} (exported)`)}`,
+  ];
+  const dependencies = dependenciesOf(app);
+  if (dependencies.length > 0) {
+    lines.push(
+      ...unitComment(`dependsOn: ${dependencies.join(', ')}. systemd orders the starts, but counts a dependency as up once its program runs (Type=exec): agentpm waited for it to be ready (healthy, or online for readyAfter).`),
+      `After=${dependencies.map(unitNameOf).join(' ')}`,
+      `Wants=${dependencies.map(unitNameOf).join(' ')}`,
+    );
+  }
+  lines.push(...startLimit(app));
+
+  const { file, args } = resolvedCommand(app, options.path);
+  lines.push('', '[Service]', 'Type=exec');
+  if (!options.user && options.userName !== null) {
+    lines.push(...unitComment('agentpm ran the app as the user who started it; a system unit would run it as root without this.'), `User=${options.userName}`);
+  }
+  lines.push(`WorkingDirectory=${unitPath(app.cwd, `app ${app.name}: cwd`)}`);
+  if ((app.interpreter ?? interpreterByExtension(app.script)) === 'tsx') {
+    lines.push(...unitComment(`A TypeScript app runs under the tsx loader of this agentpm install (${args[1] ?? ''}): keep it installed there, or compile the app to JavaScript.`));
+  }
+  if (argsHoldCredential) lines.push(...unitComment('WARNING: the arguments below hold what looks like a credential; `systemctl show` and ps print them to any user. Move it to env.'));
+  lines.push(`ExecStart=${execLine(file, args)}`);
+  lines.push(...environment(app, options));
+  lines.push(...stopping(app), ...restarting(app, options), ...limits(app));
+  const notes = uncarried(app, input.settings);
+  if (app.maxChildren !== null) notes.push(`maxChildren ${app.maxChildren}: agentpm freezes and ends a fork storm and restarts with reason "children"; only the kernel's task cap above (threads, not processes) carries over.`);
+  if (app.health !== null) notes.push(`health check: ${describeHealth(app.health)}.`);
+  if (notes.length > 0) {
+    lines.push('', ...unitComment(`Not carried over from agentpm (systemd has no equivalent):\n${notes.map((note) => `- ${note}`).join('\n')}`));
+    if (app.health !== null) lines.push(...unitComment('  For a health check: WatchdogSec= (the app must call sd_notify), or a timer unit that runs the check and `systemctl restart`s this one.'));
+    if (app.notify.length > 0 || (input.settings?.notify?.length ?? 0) > 0) lines.push(...unitComment(`  For alerts: OnFailure=<a unit that sends them> in [Unit].`));
+  }
+  lines.push('', '[Install]', `WantedBy=${options.user ? 'default.target' : 'multi-user.target'}`, '');
+  return lines.join('\n');
+}
+
+function startLimit(app: AppDefinition): string[] {
+  if (app.maxRestarts === null) {
+    return [
+      ...unitComment('agentpm never gives up on the app (no maxRestarts): no start limit, or systemd would give up after 5 starts in 10s.'),
+      'StartLimitIntervalSec=0',
+    ];
+  }
+  return [
+    ...unitComment(`Give up (agentpm: errored) after maxRestarts ${app.maxRestarts} restarts within ${formatSetting(app.restartWindowMs)}: the first start and ${app.maxRestarts} restarts. systemd counts starts by hand too.`),
+    `StartLimitIntervalSec=${timespan(app.restartWindowMs)}`,
+    `StartLimitBurst=${app.maxRestarts + 1}`,
+  ];
+}
+
+function environment(app: AppDefinition, options: SystemdOptions): string[] {
+  const { plain, secret } = splitEnv(app.env);
+  const lines: string[] = [];
+  if (!('PATH' in app.env)) {
+    lines.push(
+      ...unitComment("agentpm starts an app from the environment of the shell that ran `agentpm start`; systemd from a minimal one. PATH is the exporting shell's, so the app finds the tools it runs (npx, git, MCP servers); add what else it needs."),
+      `Environment=${environmentAssignment('PATH', options.path)}`,
+    );
+  }
+  for (const [name, value] of plain) lines.push(`Environment=${environmentAssignment(name, value)}`);
+  if (secret.length > 0) {
+    lines.push(
+      ...unitComment(`Secret-looking variables (${secret.map(([name]) => name).join(', ')}) are in this file, mode 0600, never inline: \`systemctl show\` prints Environment= to any user.`),
+      `EnvironmentFile=${unitPath(`${options.envDir}/${envFileNameOf(app.name)}`, 'the environment file')}`,
+    );
+  }
+  return lines;
+}
+
+function stopping(app: AppDefinition): string[] {
+  const lines = [
+    ...unitComment(`Stop: ${app.stopSignal} to every process of the tree (the unit's cgroup), SIGKILL to what is left after killTimeout.`),
+    'KillMode=control-group',
+    `KillSignal=${app.stopSignal}`,
+  ];
+  // TimeoutStopSec=0 would mean no timeout at all; agentpm's 0 means SIGKILL at once.
+  lines.push(`TimeoutStopSec=${app.killTimeoutMs === 0 ? '1ms' : timespan(app.killTimeoutMs)}`);
+  return lines;
+}
+
+function restarting(app: AppDefinition, options: SystemdOptions): string[] {
+  if (!app.autorestart) return [...unitComment('autorestart: false: the app is not restarted when it exits.'), 'Restart=no'];
+  const steps = restartSteps(app.restartDelayMs, app.maxRestartDelayMs);
+  const lines = [
+    ...unitComment(
+      `agentpm restarts the app after any exit of its own (code 0 too), never after a stop: Restart=always. ` +
+        `Backoff: ${formatSetting(app.restartDelayMs)}, doubled after each exit sooner than minUptime (${formatSetting(app.minUptimeMs)}), up to ${formatSetting(app.maxRestartDelayMs)}.`,
+    ),
+    'Restart=always',
+    `RestartSec=${timespan(app.restartDelayMs)}`,
+  ];
+  if (steps === 0) return lines;
+  if (options.version >= BACKOFF_KEYS_VERSION) {
+    lines.push(
+      ...unitComment(`systemd's delay grows with its restart count, which only a start by hand resets; agentpm starts over after a run of minUptime.`),
+      `RestartSteps=${steps}`,
+      `RestartMaxDelaySec=${timespan(app.maxRestartDelayMs)}`,
+    );
+  } else {
+    lines.push(
+      ...unitComment(
+        `The growing delay needs RestartSteps=${steps} and RestartMaxDelaySec=${timespan(app.maxRestartDelayMs)}, systemd ${BACKOFF_KEYS_VERSION}+; for systemd ${options.version} every restart waits RestartSec. ` +
+          `Export with --systemd-version ${BACKOFF_KEYS_VERSION} for a newer systemd.`,
+      ),
+    );
+  }
+  return lines;
+}
+
+function limits(app: AppDefinition): string[] {
+  const kernel = kernelLimitsFor(app, null);
+  const lines: string[] = [];
+  if (kernel.memoryMaxBytes !== null) {
+    lines.push(
+      ...unitComment(
+        `The kernel's memory cap of the whole tree (hardMemory${app.hardMemoryBytes === null ? `, 1.25 × maxMemory` : ''}: ${formatBytes(kernel.memoryMaxBytes)}). ` +
+          (kernel.memoryOomGroup ? 'At the cap the whole tree is killed and restarted, as agentpm restarts it.' : 'At the cap the kernel kills the largest process only (onLimit kill-offender).') +
+          ' MemoryHigh= is not set: it would throttle the app, where agentpm restarts it.',
+      ),
+      `MemoryMax=${kernel.memoryMaxBytes}`,
+      `OOMPolicy=${kernel.memoryOomGroup ? 'kill' : 'continue'}`,
+    );
+  }
+  if (kernel.pidsMax !== null) {
+    lines.push(...unitComment(`The kernel's cap of tasks (threads) of the whole tree${app.maxTasks === null ? `, derived from maxChildren ${app.maxChildren ?? ''}` : ' (maxTasks)'}: a fork storm stops here.`), `TasksMax=${kernel.pidsMax}`);
+  }
+  if (kernel.cpu !== null) {
+    const percent = Math.round((kernel.cpu.quotaUs / kernel.cpu.periodUs) * 10_000) / 100;
+    lines.push(`CPUQuota=${percent}%`);
+  }
+  if (app.oomScoreAdj !== null) lines.push(`OOMScoreAdjust=${app.oomScoreAdj}`);
+  return lines;
+}
