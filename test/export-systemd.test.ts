@@ -219,9 +219,9 @@ test("systemd's own parser reads back agentpm's argv, variables, signals and ker
     const dump = dumpOf(out, `agentpm-${app.name}.service`);
     assert.ok(dump, `systemd dumped agentpm-${app.name}.service`);
     const field = (key: string): string | undefined => new RegExp(`^\\t\\t${key}: (.*)$`, 'm').exec(dump)?.[1];
-    // ExecStart= as the manager stored it; `$$` becomes `$` when the command runs.
+    // ExecStart= as the manager stored it, then as it runs: `$$` is `$`, `$VAR`/`${VAR}` are expanded.
     const stored = /^\t\t\tCommand Line: (.*)$/m.exec(dump)?.[1] ?? '';
-    const argv = parseCommandLine(stored).map((word) => word.replaceAll('$$', '$'));
+    const argv = parseCommandLine(stored).map((word) => word.replace(/\$\$|\$\{[A-Za-z_]\w*\}|\$[A-Za-z_]\w*/g, (match) => (match === '$$' ? '$' : `<expanded ${match}>`)));
     const expected = commandFor(app);
     assert.deepEqual(argv.slice(1), expected.args, `${app.name}: the arguments`);
     assert.ok(argv[0]?.endsWith(`/${expected.file.split('/').pop() ?? ''}`), `${app.name}: ${argv[0]} runs ${expected.file}`);
