@@ -56,7 +56,7 @@ function fixture(): Fixture {
     },
     { name: 'agent', script: 'agent.ts', maxMemory: '300M', hardMemory: '1G', maxTasks: 4000, onLimit: 'kill-offender', restartDelay: '500ms', maxRestartDelay: '2m' },
     { name: 'worker.py', script: 'worker.py', autorestart: false, killTimeout: '1500ms', health: { command: 'test -f /tmp/ok' } },
-    { name: 'job', script: 'job.sh', priority: -5, reap: false, killTimeout: 0 },
+    { name: 'job', script: 'job.sh', priority: -5, reap: false, killTimeout: 0, oomScoreAdj: -100 },
     { name: 'sleeper', script: 'sleep', args: ['1000'], maxCpu: 0.5 },
   ];
   const config = join(dir, 'agents.config.json');
@@ -102,6 +102,9 @@ test('every exported unit passes systemd-analyze verify without a single warning
     // Keys of systemd 254 are left out for 252, and said so.
     assert.doesNotMatch(bot, /^Restart(Steps|MaxDelaySec)=/m);
     assert.match(bot, /^# The growing delay needs RestartSteps=6 and RestartMaxDelaySec=60s, systemd 254\+/m);
+    // A user manager cannot lower an OOM score: the unit would fail at every start.
+    const job = readFileSync(join(out, 'agentpm-job.service'), 'utf8');
+    assert.equal(/^OOMScoreAdjust=-100$/m.test(job), !flags.includes('--user'));
   }
 });
 

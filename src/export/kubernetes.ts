@@ -139,7 +139,12 @@ function livenessProbe(app: AppDefinition): ProbeOutcome | null {
   const rounded = health.intervalMs % 1000 !== 0 || health.timeoutMs % 1000 !== 0 ? ' Probe times are whole seconds in Kubernetes (rounded).' : '';
   if (health.http !== null) {
     if (maskUrl(health.http) !== health.http) return { probe: null, note: `No liveness probe: the health URL holds a credential (${maskUrl(health.http)}) that would be written into the Deployment; add a probe by hand.` };
-    const url = new URL(health.http);
+    let url: URL;
+    try {
+      url = new URL(health.http);
+    } catch {
+      return { probe: null, note: `No liveness probe: the health URL ${health.http} cannot be parsed; add a probe by hand.` };
+    }
     const https = url.protocol === 'https:';
     const loopback = LOOPBACK.has(url.hostname);
     const probe: IProbe = {

@@ -10,8 +10,8 @@
  * - EnvironmentFile= lines are read by systemd's env-file parser: no specifiers, no variables; inside
  *   double quotes a backslash escapes `"`, `\`, `` ` `` and `$`, and a newline is kept as is.
  * - Path settings (WorkingDirectory=, EnvironmentFile=) take the rest of the line after specifiers: no
- *   quoting exists, so a path systemd cannot represent (a control character, a leading `-` or `~`, blanks
- *   at either end) is refused rather than silently changed.
+ *   quoting exists, so a path systemd cannot represent (not absolute, a control character, blanks at
+ *   either end, a trailing backslash that would continue the line) is refused rather than silently changed.
  */
 import { AgentpmError } from '../errors.js';
 

@@ -121,7 +121,7 @@ function unitFor(app: AppDefinition, input: ExportInput, options: SystemdOptions
   if (argsHoldCredential) lines.push(...unitComment('WARNING: the arguments below hold what looks like a credential; `systemctl show` and ps print them to any user. Move it to env.'));
   lines.push(`ExecStart=${execLine(file, args)}`);
   lines.push(...environment(app, options));
-  lines.push(...stopping(app), ...restarting(app, options), ...limits(app));
+  lines.push(...stopping(app), ...restarting(app, options), ...limits(app, options));
   const notes = uncarried(app, input.settings);
   if (app.maxChildren !== null) notes.push(`maxChildren ${app.maxChildren}: agentpm freezes and ends a fork storm and restarts with reason "children"; only the kernel's task cap above (threads, not processes) carries over.`);
   if (app.health !== null) notes.push(`health check: ${describeHealth(app.health)}.`);
@@ -207,9 +207,12 @@ function restarting(app: AppDefinition, options: SystemdOptions): string[] {
   return lines;
 }
 
-function limits(app: AppDefinition): string[] {
+function limits(app: AppDefinition, options: SystemdOptions): string[] {
   const kernel = kernelLimitsFor(app, null);
   const lines: string[] = [];
+  if (options.user && (kernel.memoryMaxBytes !== null || kernel.pidsMax !== null || kernel.cpu !== null)) {
+    lines.push(...unitComment('In a user unit these caps hold where the user manager has the controllers delegated: systemctl show user@$(id -u).service -p DelegateControllers'));
+  }
   if (kernel.memoryMaxBytes !== null) {
     lines.push(
       ...unitComment(
@@ -228,6 +231,9 @@ function limits(app: AppDefinition): string[] {
     const percent = Math.round((kernel.cpu.quotaUs / kernel.cpu.periodUs) * 10_000) / 100;
     lines.push(`CPUQuota=${percent}%`);
   }
-  if (app.oomScoreAdj !== null) lines.push(`OOMScoreAdjust=${app.oomScoreAdj}`);
+  if (app.oomScoreAdj !== null && options.user && app.oomScoreAdj < 0) {
+    // An unprivileged manager cannot lower the score: the unit would fail at every start.
+    lines.push(...unitComment(`oomScoreAdj ${app.oomScoreAdj} is left out: a user manager cannot lower a score (the start would fail); use a system unit for it.`));
+  } else if (app.oomScoreAdj !== null) lines.push(`OOMScoreAdjust=${app.oomScoreAdj}`);
   return lines;
 }
