@@ -240,3 +240,19 @@ function collectStrings(value: unknown, keys: string[]): string[] {
   if (typeof value !== 'object' || value === null) return [];
   return Object.entries(value).flatMap(([key, item]) => (keys.includes(key) && typeof item === 'string' ? [item] : collectStrings(item, keys)));
 }
+
+test('a malformed metrics setting in the registry (edited by hand) is reported, and the daemon runs on', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  await rig.ok(['start', IDLE, '--name', 'idle']);
+  await rig.ok(['daemon', 'stop']);
+  const file = join(rig.home, 'registry.json');
+  const registry = JSON.parse(readFileSync(file, 'utf8')) as { settings?: Record<string, unknown> };
+  registry.settings = { ...registry.settings, metrics: 9464 };
+  writeFileSync(file, JSON.stringify(registry));
+  await rig.ok(['daemon', 'start']);
+  const metrics = (await status(rig)).metrics;
+  assert.equal(metrics?.url, null);
+  assert.match(metrics?.problem ?? '', /unusable|metrics\.listen/);
+  assert.equal((await rig.app('idle')).status, 'online', 'the app was re-adopted');
+});

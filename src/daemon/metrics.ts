@@ -100,7 +100,14 @@ export class MetricsEndpoint {
    * as it is; one that failed before is tried again. Resolves with the outcome; never rejects.
    */
   apply(settings: MetricsSettings | null): Promise<MetricsStatus | null> {
-    const run = this.queue.then(() => this.applyNow(settings));
+    const run = this.queue.then(async () => {
+      try {
+        return await this.applyNow(settings);
+      } catch (error) {
+        // A setting read back from a registry edited by hand is not validated by anyone else.
+        return this.fail(String((settings as Partial<MetricsSettings> | null)?.listen), `the metrics setting is unusable (${(error as Error).message}); set it again`);
+      }
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }
