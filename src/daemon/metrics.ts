@@ -126,7 +126,7 @@ export class MetricsEndpoint {
     this.settings = settings;
     if (settings === null) {
       this.state = null;
-      if (wasServing) this.options.events.emit('daemon', null, null, 'metrics-stopped', {});
+      if (wasServing) this.options.events.emit('daemon', null, null, 'metrics-stopped', { message: 'metrics are no longer served (turned off)' });
       return null;
     }
     const problem = metricsProblem(settings);
