@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'spawn-failed'
   | 'stop-failed'
   | 'registry-unwritable'
+  /** The metrics endpoint could not be served (its port is in use...); the daemon runs on without it. */
+  | 'metrics-unavailable'
   | 'internal';
 
 export class AgentpmError extends Error {

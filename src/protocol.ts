@@ -220,6 +220,8 @@ export interface AppSummary {
   memory: number;
   /** Live processes of the instance, root included. */
   processes: number;
+  /** Live descendants of the root (root excluded): the figure maxChildren limits. */
+  children: number;
   /** CPU use of the whole tree over the last monitor tick, in percent of one core. */
   cpu: number;
   /** With a health check: 'starting' (in its start period), 'healthy' or 'unhealthy'; null without one. */
@@ -265,6 +267,16 @@ export interface DaemonStatus {
   /** What the recent monitor ticks cost (one /proc pass, attribution, figures, limits). */
   tickCost: TickCost;
   machine: MachineMemory;
+  /** The Prometheus endpoint, when configured (see MetricsSettings); null when off. */
+  metrics: MetricsStatus | null;
+}
+
+export interface MetricsStatus {
+  listen: string;
+  /** Where it is served (`http://127.0.0.1:9464/metrics`), or null while it is not. */
+  url: string | null;
+  /** Why it is not served (the port is in use...), or null. */
+  problem: string | null;
 }
 
 export interface TickCost {
@@ -393,6 +405,18 @@ export interface DaemonSettings {
   notify: NotifyHook[];
   /** The memory-pressure guard; null is off (the default). */
   guard: GuardSettings | null;
+  /** The Prometheus endpoint; null is off (the default). */
+  metrics: MetricsSettings | null;
+}
+
+/**
+ * Where the daemon serves its metrics (HTTP, Prometheus text format, no authentication). `listen` is
+ * `HOST:PORT` with an IP literal host (`[v6]:PORT` for IPv6); a host that is not loopback is refused
+ * unless allowPublic is set (see config/metrics.ts).
+ */
+export interface MetricsSettings {
+  listen: string;
+  allowPublic: boolean;
 }
 
 /** A frame the daemon sends on its own, on a connection that subscribed. */

@@ -141,6 +141,7 @@ function summary(fields: Partial<AppSummary> & { name: string }): AppSummary {
     uptimeMs: 90_000,
     memory: 50 * MB,
     processes: 1,
+    children: 0,
     cpu: 12.4,
     limits: { memory: null, children: null },
     lastExit: null,

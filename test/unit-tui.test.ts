@@ -24,6 +24,7 @@ function app(name: string, overrides: Partial<AppSummary> = {}): AppSummary {
     uptimeMs: 65_000,
     memory: 50 * MB,
     processes: 4,
+    children: 3,
     cpu: 12.4,
     health: null,
     limits: { memory: 200 * MB, children: 10 },
@@ -50,6 +51,7 @@ const STATUS: DaemonStatus = {
   tickMs: 500,
   tickCost: { samples: 10, medianMs: 4, maxMs: 9, processes: 300 },
   machine: { totalBytes: 16 * 1024 * MB, availableBytes: 12 * 1024 * MB, pressureSomeAvg10: 0.25 },
+  metrics: null,
 };
 
 function detail(summary: AppSummary, tree: TreeProcess[]): AppDetail {

@@ -13,6 +13,7 @@ import { DaemonClient } from './client.js';
 import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
 import { describeEvent, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
+import { metricsFlag } from '../config/metrics.js';
 import { normalizeSignal, wholeNumberFlag } from './flags.js';
 import type { StartOptions } from './start.js';
 import type { KubernetesExportOptions, SystemdExportOptions } from './export.js';
@@ -125,6 +126,10 @@ program
       const daemon = await connect();
       result = await executeStart(plan, options, daemon);
       list = await daemon.request({ type: 'ls' });
+      if (plan.kind === 'config' && plan.loaded.settings?.metrics) {
+        const problem = (await daemon.request({ type: 'status' })).metrics?.problem;
+        if (problem) process.stderr.write(`agentpm: warning: metrics are not served: ${problem}\n`);
+      }
     } finally {
       (client as DaemonClient | null)?.close();
     }
@@ -465,9 +470,20 @@ const daemon = program.command('daemon').description('control the background dae
 daemon
   .command('start')
   .description('start the daemon if it is not running')
-  .action(async () => {
-    const status = await withDaemon(true, (client) => client.request({ type: 'status' }));
+  .option('--metrics <address>', `serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464), or 'off'; kept across daemon restarts`)
+  .option('--metrics-allow-public', 'allow --metrics on an address that is not loopback (the endpoint has no authentication)')
+  .action(async (options: { metrics?: string; metricsAllowPublic?: boolean }) => {
+    const metrics = options.metrics === undefined ? undefined : metricsFlag(options.metrics, options.metricsAllowPublic === true);
+    if (options.metricsAllowPublic && metrics === undefined) throw new AgentpmError('invalid-argument', '--metrics-allow-public goes with --metrics HOST:PORT');
+    const status = await withDaemon(true, async (client) => {
+      if (metrics !== undefined) await client.request({ type: 'settings', settings: { metrics } });
+      return client.request({ type: 'status' });
+    });
     print(`daemon running (pid ${status.pid}, ${paths().home})`);
+    if (metrics === undefined) return;
+    if (status.metrics === null) return print('metrics: off');
+    if (status.metrics.problem) throw new AgentpmError('metrics-unavailable', `metrics are not served: ${status.metrics.problem}. The daemon runs on without them.`);
+    print(`metrics: ${status.metrics.url}`);
   });
 daemon
   .command('stop')
@@ -513,6 +529,7 @@ daemon
         print(`daemon running: pid ${status.pid}, agentpm ${status.version}, up ${Math.round(status.uptimeMs / 1000)}s, ${status.apps} app(s), home ${status.home}`);
         const cost = status.tickCost;
         print(`monitor: tick every ${status.tickMs} ms, costing ${cost.medianMs} ms (median; max ${cost.maxMs}) over ${cost.processes} processes; daemon RSS ${formatBytes(status.rss)}`);
+        if (status.metrics) print(`metrics: ${status.metrics.url ?? `not served (${status.metrics.listen}): ${status.metrics.problem}`}`);
       }
     } finally {
       client.close();

@@ -208,7 +208,8 @@ export function describeEventParts(event: AgentEvent): EventParts {
       text = `${key}: errored (restart it by hand)`;
       break;
     case 'daemon':
-      text = `daemon ${String(event.reason)} (pid ${numberOf(data, 'pid')})`;
+      // Events about the daemon's own services (the registry, the metrics endpoint) say what happened.
+      text = typeof data['message'] === 'string' ? data['message'] : `daemon ${String(event.reason)} (pid ${numberOf(data, 'pid')})`;
       break;
     case 'watch': {
       const files = Array.isArray(data['files']) ? (data['files'] as unknown[]).map(String) : [];

@@ -10,6 +10,7 @@ import { AgentpmError } from '../errors.js';
 import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { splitCommandLine } from './command-line.js';
+import { resolveMetrics } from './metrics.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseCpu, parseDuration, parseSize } from './units.js';
 import { kernelLimitProblems } from '../cgroup/limits.js';
@@ -309,7 +310,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
 }
 
 /** Splits an argument string like a shell would for simple cases: spaces separate, quotes group. */
-/** The config's top-level daemon settings (`reap`, `notify`, `guard`), validated like the apps. */
+/** The config's top-level daemon settings (`reap`, `notify`, `guard`, `metrics`), validated like the apps. */
 export function resolveDaemonSettings(config: unknown, source: string): Partial<DaemonSettings> | null {
   const settings: Partial<DaemonSettings> = { ...resolveReapSettings(config, source) };
   const problems: string[] = [];
@@ -319,6 +320,10 @@ export function resolveDaemonSettings(config: unknown, source: string): Partial<
   const top = config as Record_;
   if (top['notify'] !== undefined) settings.notify = resolveNotify(top['notify'], 'notify', problem);
   if (top['guard'] !== undefined) settings.guard = resolveGuard(top['guard'], 'guard', problem);
+  if (top['metrics'] !== undefined) {
+    const metrics = resolveMetrics(top['metrics'], problem);
+    if (metrics !== undefined) settings.metrics = metrics;
+  }
   if (problems.length > 0) throw new AgentpmError('invalid-config', `invalid configuration; nothing was started:\n  ${problems.join('\n  ')}`);
   return Object.keys(settings).length > 0 ? settings : null;
 }

@@ -129,4 +129,10 @@ export interface EcosystemConfig {
   notify?: NotifyConfig | NotifyConfig[];
   /** Memory-pressure guard, off by default: acts before earlyoom and the kernel OOM killer do. */
   guard?: { minAvailable?: Size; pressure?: { someAvg10: number } };
+  /**
+   * Prometheus metrics served by the daemon over HTTP, off by default. `listen` defaults to
+   * '127.0.0.1:9464'; an address that is not loopback needs `allowPublic: true` (the endpoint has no
+   * authentication). `false` turns it off; leaving it out keeps what the daemon has.
+   */
+  metrics?: boolean | string | { listen?: string; allowPublic?: boolean };
 }

@@ -14,6 +14,7 @@ import { DEFAULT_TICK_MS } from '../config/defaults.js';
 import { DaemonLogBound, daemonLogLimits } from './daemon-log.js';
 import { EventBus } from './events.js';
 import { acquireDaemonLock } from './lock.js';
+import { MetricsEndpoint } from './metrics.js';
 import { loadRegistry, removeStaleTempFiles } from './registry.js';
 import { ControlServer, type ExitMode } from './server.js';
 import { Supervisor } from './supervisor.js';
@@ -50,12 +51,15 @@ async function main(): Promise<void> {
   // Installed before re-adoption, which already handles exits and connections.
   process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));
   process.on('unhandledRejection', (error) => supervisor.log(null, `unhandled rejection: ${String((error as Error)?.stack ?? error)}`));
+  // Before re-adoption, whose exits count too.
+  const metrics = new MetricsEndpoint({ source: supervisor, events, log: (message) => supervisor.log(null, message) });
   let exiting = false;
   const exit = (mode: ExitMode | 'signal'): void => {
     if (exiting) return;
     exiting = true;
     events.emit('daemon', null, null, 'exiting', { pid: process.pid, mode, appsLeftRunning: mode !== 'kill' });
     supervisor.shutdown();
+    metrics.close();
     server.close();
     rmSync(paths.pidFile, { force: true });
     lock.release();
@@ -65,10 +69,11 @@ async function main(): Promise<void> {
   // Listen first, so that clients connect at once; requests wait until re-adoption is done, which can
   // take a kill timeout when a dead instance left processes behind.
   const restored = supervisor.restore(loaded.registry);
-  const server = new ControlServer(paths, supervisor, exit, restored);
+  const server = new ControlServer(paths, supervisor, exit, restored, metrics);
   await server.listen();
   await restored;
   supervisor.startTicking();
+  await metrics.apply(loaded.registry.settings?.metrics ?? null);
   const socketCheck = setInterval(() => {
     server.ensureReachable().catch((error: unknown) => supervisor.log(null, `cannot re-create the socket: ${(error as Error).message}`));
     try {

@@ -5,6 +5,7 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
 import { kernelLimitProblems, MAX_CPU_PERCENT, MIN_CPU_PERCENT, type KernelLimitSpec } from '../cgroup/limits.js';
+import { metricsProblem } from '../config/metrics.js';
 import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
 import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
 
@@ -143,6 +144,14 @@ const requestSchema = z.discriminatedUnion('type', [
           minAvailableBytes: bytes.nullable(),
           minAvailablePercent: z.number().positive().max(100).nullable(),
           pressureSomeAvg10: z.number().positive().max(100).nullable(),
+        })
+        .nullable()
+        .optional(),
+      metrics: z
+        .strictObject({ listen: z.string().max(100), allowPublic: z.boolean() })
+        .superRefine((metrics, context) => {
+          const problem = metricsProblem(metrics);
+          if (problem) context.addIssue({ code: 'custom', message: problem });
         })
         .nullable()
         .optional(),

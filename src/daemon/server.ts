@@ -15,6 +15,7 @@ import { VERSION } from '../version.js';
 import { refusal } from './admission.js';
 import { ClientConnection, type ConnectionHost } from './connection.js';
 import { parseRequest } from './requests.js';
+import type { MetricsEndpoint } from './metrics.js';
 import type { Supervisor } from './supervisor.js';
 
 export type ExitMode = 'kill' | 'daemon-stop';
@@ -47,6 +48,7 @@ export class ControlServer {
     private readonly requestExit: (mode: ExitMode) => void,
     /** Settles once the registry is restored; requests that touch apps wait for it. */
     private readonly ready: Promise<void>,
+    private readonly metrics: MetricsEndpoint,
   ) {
     this.server = this.createServer();
   }
@@ -252,6 +254,7 @@ export class ControlServer {
           tickMs: supervisor.tickMs,
           tickCost: supervisor.tickCost(),
           machine: readMachineMemory(),
+          metrics: this.metrics.status(),
         };
       case 'ls':
         return supervisor.list();
@@ -286,8 +289,12 @@ export class ControlServer {
         return supervisor.resurrect();
       case 'reap':
         return supervisor.reap(request.options);
-      case 'settings':
-        return supervisor.updateSettings(request.settings);
+      case 'settings': {
+        const settings = supervisor.updateSettings(request.settings);
+        // Bound (or refused) before the answer, so that `daemon status` right after tells how it went.
+        if (request.settings.metrics !== undefined) await this.metrics.apply(settings.metrics);
+        return settings;
+      }
       case 'kill': {
         const apps = await supervisor.stop({ all: true });
         setImmediate(() => this.requestExit('kill'));

@@ -75,7 +75,7 @@ export class Supervisor implements AppHost {
   private oomKillSamples: (number | null)[] = [];
   private ticker: NodeJS.Timeout | undefined;
   private readonly sweeper: OrphanSweeper;
-  private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null };
+  private settings: DaemonSettings = { reapIntervalMs: DEFAULT_REAP_INTERVAL_MS, unmanaged: [], notify: [], guard: null, metrics: null };
   private persistEnabled = false;
   /** Why the last write of the registry failed; null once one succeeds. */
   private persistFailure: AgentpmError | null = null;
@@ -716,6 +716,7 @@ export class Supervisor implements AppHost {
       uptimeMs: instance && app.status === 'online' ? Date.now() - instance.startedAt : null,
       memory: figures.memory,
       processes: figures.processes,
+      children: figures.children,
       cpu: figures.cpu,
       health: app.spec.health && app.instance ? app.health : null,
       limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
