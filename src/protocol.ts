@@ -32,6 +32,7 @@ export const MAX_REPLY_BYTES = 256 * 1024 * 1024;
  */
 export const LIST_LIMITS = {
   watchPaths: 100,
+  dependsOn: 100,
   ignorePatterns: 1000,
   notifyHooks: 20,
   unmanagedPatterns: 100,
@@ -42,7 +43,8 @@ export const LIST_LIMITS = {
 
 export type HealthState = 'starting' | 'healthy' | 'unhealthy';
 
-export const APP_STATUSES = ['stopped', 'starting', 'online', 'stopping', 'backoff', 'errored'] as const;
+/** `waiting`: meant to run, not started yet because an app it depends on (`dependsOn`) is not ready. */
+export const APP_STATUSES = ['stopped', 'waiting', 'starting', 'online', 'stopping', 'backoff', 'errored'] as const;
 export type AppStatus = (typeof APP_STATUSES)[number];
 
 /**
@@ -62,6 +64,8 @@ export const EXIT_REASONS = [
   'health-failed',
   'hung',
   'memory-pressure',
+  /** Restarted by its `cronRestart` schedule. */
+  'scheduled',
 ] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
@@ -141,6 +145,17 @@ export interface AppSpec {
   guardAction: GuardAction;
   /** Written to the root's /proc/<pid>/oom_score_adj at start, so the kernel and earlyoom pick the right victim. */
   oomScoreAdj: number | null;
+  /** Apps that must be ready before this one starts (and that stop after it). */
+  dependsOn: string[];
+  /** Restarted on this schedule; null: never. */
+  cronRestart: CronRestart | null;
+}
+
+export interface CronRestart {
+  /** A cron expression (5 fields, or 6 with seconds first), as croner reads it. */
+  schedule: string;
+  /** An IANA time zone such as 'Europe/Berlin'; null: the daemon's local time. */
+  timezone: string | null;
 }
 
 /**
@@ -161,6 +176,7 @@ export const NOTIFY_KINDS = [
   'hung',
   'memory-pressure',
   'orphans-reaped',
+  'scheduled-restart',
 ] as const;
 export type NotifyKind = (typeof NOTIFY_KINDS)[number];
 
@@ -230,6 +246,10 @@ export interface AppSummary {
   lastExit: ExitRecord | null;
   /** When the current backoff ends (ISO 8601), if status is backoff. */
   nextStartAt: string | null;
+  /** If status is waiting: the apps it waits for (its dependencies that are not ready); otherwise null. */
+  waitingFor: string[] | null;
+  /** Ready: healthy with a health check, otherwise online for its readyAfter. What dependents and `restart --wait` wait for. */
+  ready: boolean;
 }
 
 export interface TreeProcess {
@@ -248,6 +268,8 @@ export interface AppDetail extends AppSummary {
   tree: TreeProcess[];
   /** Recent exits, newest first. */
   exits: ExitRecord[];
+  /** The next restart by its cronRestart schedule (ISO 8601), or null. */
+  nextScheduledRestart: string | null;
 }
 
 export interface DaemonStatus {

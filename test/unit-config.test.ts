@@ -86,6 +86,8 @@ describe('resolveApps: accepted configs', () => {
       priority: 0,
       guardAction: 'restart',
       oomScoreAdj: null,
+      dependsOn: [],
+      cronRestart: null,
     } satisfies AppDefinition);
   });
 

@@ -146,6 +146,8 @@ function summary(fields: Partial<AppSummary> & { name: string }): AppSummary {
     limits: { memory: null, children: null },
     lastExit: null,
     nextStartAt: null,
+    waitingFor: null,
+    ready: true,
     ...fields,
   };
 }
@@ -284,7 +286,10 @@ describe('renderDetail', () => {
       priority: 0,
       guardAction: 'restart',
       oomScoreAdj: null,
+      dependsOn: [],
+      cronRestart: null,
     },
+    nextScheduledRestart: null,
     logs: { out: '/logs/bot.out.log', err: '/logs/bot.err.log' },
     tree: [
       { pid: 1234, ppid: 1, rss: 40 * MB, cpu: 5, cmd: 'node /srv/bot.js' },

@@ -30,6 +30,8 @@ function app(name: string, overrides: Partial<AppSummary> = {}): AppSummary {
     limits: { memory: 200 * MB, children: 10 },
     lastExit: null,
     nextStartAt: null,
+    waitingFor: null,
+    ready: true,
     ...overrides,
   };
 }
@@ -59,6 +61,7 @@ function detail(summary: AppSummary, tree: TreeProcess[]): AppDetail {
     ...summary,
     instance: 'abc',
     nextStartAt: null,
+    nextScheduledRestart: null,
     definition: {} as AppDetail['definition'],
     logs: { out: '/nonexistent/out.log', err: '/nonexistent/err.log' },
     tree,

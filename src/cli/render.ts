@@ -19,7 +19,7 @@ export function renderTable(rows: string[][], decorate: (row: number, column: nu
 }
 
 const useColor = process.stdout.isTTY === true && !('NO_COLOR' in process.env);
-const STATUS_COLOR: Record<AppStatus, number> = { online: 32, starting: 36, stopping: 33, backoff: 33, stopped: 90, errored: 31 };
+const STATUS_COLOR: Record<AppStatus, number> = { online: 32, waiting: 36, starting: 36, stopping: 33, backoff: 33, stopped: 90, errored: 31 };
 
 function colorStatus(status: AppStatus, text: string): string {
   return useColor ? `\x1b[${STATUS_COLOR[status]}m${text}\x1b[0m` : text;
@@ -35,6 +35,7 @@ export function describeExit(exit: ExitRecord | null): string {
 function statusCell(app: AppSummary): string {
   if (app.health === 'unhealthy') return `${app.status} (unhealthy)`;
   // Rounded up: "next in 0s" would read as "now" for most of the last second.
+  if (app.status === 'waiting' && app.waitingFor) return `waiting (${app.waitingFor.join(', ')})`;
   if (app.status === 'backoff' && app.nextStartAt) return `backoff (next in ${formatDuration(Math.max(0, Date.parse(app.nextStartAt) - Date.now()) + 999)})`;
   return app.status;
 }
@@ -76,6 +77,11 @@ export function renderDetail(app: AppDetail): string {
     `               ${app.logs.err}`,
   ];
   if (app.nextStartAt) lines.push(`  next start   ${app.nextStartAt}`);
+  if (definition.dependsOn.length > 0) lines.push(`  depends on   ${definition.dependsOn.join(', ')}${app.waitingFor ? ` (waiting for ${app.waitingFor.join(', ')})` : ''}`);
+  if (definition.cronRestart) {
+    const { schedule, timezone } = definition.cronRestart;
+    lines.push(`  cron restart ${schedule}${timezone ? ` (${timezone})` : ' (local time)'}, next ${app.nextScheduledRestart ?? 'none (not running)'}`);
+  }
   const env = Object.entries(definition.env);
   if (env.length > 0) lines.push('  env', ...env.map(([key, value]) => `    ${key}=${value}`));
   if (app.tree.length > 0) {

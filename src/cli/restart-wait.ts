@@ -1,8 +1,10 @@
 /**
  * `agentpm restart <names|all> --wait`, for upgrade scripts: restarts in batches (one at a time by
  * default, so memory never doubles across all agents), and waits until each app is ready: healthy when
- * it has a health check, otherwise online for its `readyAfter` (a few seconds). `--wait-stable` waits
- * for `minUptime` instead, the crash-loop window. Anything else (a crash into backoff, errored, a
+ * it has a health check, otherwise online for its `readyAfter` (a few seconds), as the daemon judges it
+ * (`ready` in `ls --json`, the same readiness that releases apps waiting on `dependsOn`). Apps go in start
+ * order, dependencies first, and a batch never holds an app with one it depends on: each app restarts
+ * once what it needs is ready again. `--wait-stable` waits for `minUptime` instead, the crash-loop window. Anything else (a crash into backoff, errored, a
  * timeout) is a failure reported per app, and the command exits non-zero. A timeout no app could meet
  * is refused before anything is restarted.
  */
@@ -13,6 +15,7 @@ import { AgentpmError } from '../errors.js';
 import type { AppDetail, AppSummary, Target } from '../protocol.js';
 import type { DaemonClient } from './client.js';
 import { describeExit, renderTable } from './render.js';
+import { startOrder, withDependencies, type Graph } from '../daemon/order.js';
 
 export interface WaitOutcome {
   name: string;
@@ -42,6 +45,8 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** What an app must show after its restart, and for how long it must stay up to show it. */
 interface Bar {
+  /** false: the daemon's readiness (`ready`) is the bar; true: the crash-loop window. */
+  stable: boolean;
   healthy: boolean;
   upMs: number;
   /** e.g. "online for 3s (readyAfter)" */
@@ -52,15 +57,21 @@ function barFor(definition: AppDetail['definition'], stable: boolean): Bar {
   const upMs = stable ? definition.minUptimeMs : definition.health !== null ? 0 : definition.readyAfterMs;
   const up = upMs > 0 ? `online for ${formatSetting(upMs)} (${stable ? 'minUptime' : 'readyAfter'})` : '';
   const describe = definition.health !== null ? `healthy${up ? ` and ${up}` : ''}` : up || 'online';
-  return { healthy: definition.health !== null, upMs, describe };
+  return { stable, healthy: definition.health !== null, upMs, describe };
 }
 
 export async function restartAndWait(client: DaemonClient, target: Target, flags: WaitFlags): Promise<WaitSummary> {
   const timeoutMs = flags.timeout === undefined ? DEFAULT_TIMEOUT_MS : parsed('--timeout', flags.timeout);
   const parallel = flags.parallel === undefined ? 1 : wholeNumberFlag('--parallel', flags.parallel, 1, 1000);
-  const names = 'all' in target ? (await client.request({ type: 'ls' })).map((app) => app.name) : target.names;
+  const given = 'all' in target ? (await client.request({ type: 'ls' })).map((app) => app.name) : target.names;
   const bars = new Map<string, Bar>();
-  for (const name of names) bars.set(name, barFor((await client.request({ type: 'show', name })).definition, flags.stable === true));
+  const graph = new Map<string, readonly string[]>();
+  for (const name of given) {
+    const { definition } = await client.request({ type: 'show', name });
+    bars.set(name, barFor(definition, flags.stable === true));
+    graph.set(name, definition.dependsOn);
+  }
+  const names = startOrder(given.map((name) => ({ name })), graph).map((item) => item.name);
   // A timeout shorter than an app must stay up could only fail, after its tree was restarted for nothing.
   const unmeetable = [...bars].filter(([, bar]) => bar.upMs > timeoutMs);
   if (unmeetable.length > 0) {
@@ -71,11 +82,26 @@ export async function restartAndWait(client: DaemonClient, target: Target, flags
     );
   }
   const outcomes: WaitOutcome[] = [];
-  for (let index = 0; index < names.length; index += parallel) {
-    const batch = names.slice(index, index + parallel);
+  for (const batch of batchesOf(names, parallel, graph)) {
     outcomes.push(...(await Promise.all(batch.map((name) => restartOne(client, name, bars.get(name) as Bar, timeoutMs)))));
   }
   return { ok: outcomes.every((outcome) => outcome.ok), apps: outcomes };
+}
+
+/** Up to `parallel` apps at once, in start order; an app never shares a batch with one it depends on. */
+export function batchesOf(names: string[], parallel: number, graph: Graph): string[][] {
+  const batches: string[][] = [];
+  let current: string[] = [];
+  for (const name of names) {
+    const needs = new Set(withDependencies([name], graph));
+    if (current.length >= parallel || current.some((other) => needs.has(other))) {
+      batches.push(current);
+      current = [];
+    }
+    current.push(name);
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
 }
 
 async function restartOne(client: DaemonClient, name: string, bar: Bar, timeoutMs: number): Promise<WaitOutcome> {
@@ -86,18 +112,26 @@ async function restartOne(client: DaemonClient, name: string, bar: Bar, timeoutM
     return { name, ok: false, status: 'unknown', pid: null, restarts: 0, waitedMs: Date.now() - started, problem: (error as Error).message };
   }
   const after = await summaryOf(client, name);
-  const firstPid = after.pid;
+  // The instance we started must be the one that is up: a crash and a quick restart is not "ready".
+  let firstPid = after.pid;
+  const firstRestarts = after.restarts;
   const deadline = started + timeoutMs;
   for (let app = after; ; app = await summaryOf(client, name)) {
     const waitedMs = Date.now() - started;
     const base = { name, status: app.status, pid: app.pid, restarts: app.restarts, waitedMs };
-    // The instance we started must be the one that is up: a crash and a quick restart is not "ready".
-    if (app.status !== 'online' || app.pid !== firstPid) {
-      return { ...base, ok: false, problem: `did not stay up: ${app.status}${app.lastExit ? `, last exit ${describeExit(app.lastExit)}` : ''}` };
+    // Waiting for its dependencies (dependsOn) is on the way up, as long as no restart of its own came between.
+    const notYetStarted = firstPid === null && app.restarts === firstRestarts && (app.status === 'waiting' || app.status === 'starting');
+    if (!notYetStarted) {
+      firstPid ??= app.pid;
+      if (app.status !== 'online' || app.pid !== firstPid) {
+        return { ...base, ok: false, problem: `did not stay up: ${app.status}${app.lastExit ? `, last exit ${describeExit(app.lastExit)}` : ''}` };
+      }
+      const ready = bar.stable ? (!bar.healthy || app.health === 'healthy') && (app.uptimeMs ?? 0) >= bar.upMs : app.ready;
+      if (ready) return { ...base, ok: true, problem: null };
     }
-    if ((!bar.healthy || app.health === 'healthy') && (app.uptimeMs ?? 0) >= bar.upMs) return { ...base, ok: true, problem: null };
     if (Date.now() >= deadline) {
-      return { ...base, ok: false, problem: `not ${bar.describe} within ${formatSetting(timeoutMs)}${bar.healthy ? ` (health is ${app.health})` : ''}` };
+      const why = app.waitingFor ? ` (still waiting for ${app.waitingFor.join(', ')})` : bar.healthy ? ` (health is ${app.health})` : '';
+      return { ...base, ok: false, problem: `not ${bar.describe} within ${formatSetting(timeoutMs)}${why}` };
     }
     await sleep(Math.min(POLL_MS, Math.max(1, deadline - Date.now())));
   }

@@ -52,6 +52,8 @@ export const ADDED_SPEC_DEFAULTS = {
   hardMemoryBytes: null,
   maxTasks: null,
   maxCpuPercent: null,
+  dependsOn: [],
+  cronRestart: null,
 } satisfies Partial<AppSpec>;
 
 /** The daemon's automatic sweep for orphans. */

@@ -12,6 +12,7 @@ import { AgentpmError } from '../errors.js';
 import type { AppDefinition, DaemonSettings } from '../protocol.js';
 import { fromPm2, isPm2Config, toEcosystemTs } from './pm2.js';
 import { resolveApps, resolveDaemonSettings } from './resolve.js';
+import { graphOf, withDependencies } from '../daemon/order.js';
 
 const CONFIG_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json'];
 
@@ -67,13 +68,18 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}, ho
     exported = mapped.config;
   }
   let apps = resolveApps(exported, { source: file, baseDir: dirname(file), environment: options.environment ?? null });
-  if (options.only && options.only.length > 0) {
+  const chosen = options.only;
+  if (chosen && chosen.length > 0) {
     const names = apps.map((app) => app.name);
-    const unknown = options.only.filter((name) => !names.includes(name));
+    const unknown = chosen.filter((name) => !names.includes(name));
     if (unknown.length > 0) {
       throw new AgentpmError('invalid-argument', `--only: no app named ${unknown.join(', ')} in ${file}; its apps: ${names.join(', ')}`);
     }
-    const only = new Set(options.only);
+    // What the chosen apps depend on comes along (as with docker compose up <service>): without it they
+    // would only wait. The apps keep the config's start order.
+    const only = new Set(withDependencies(chosen, graphOf(apps)));
+    const added = apps.filter((app) => only.has(app.name) && !chosen.includes(app.name)).map((app) => app.name);
+    if (added.length > 0) warnings.push(`--only: also starting ${added.join(', ')}, which ${chosen.join(', ')} depend${chosen.length === 1 ? 's' : ''} on (dependsOn)`);
     apps = apps.filter((app) => only.has(app.name));
   }
   return { apps, settings: resolveDaemonSettings(exported, file), warnings };

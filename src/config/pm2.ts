@@ -35,13 +35,15 @@ const MAPPED: Record<string, string> = {
   watch: 'watch',
   ignore_watch: 'ignoreWatch',
   watch_delay: 'watchDelay',
+  cron_restart: 'cronRestart',
+  cron: 'cronRestart',
 };
 
 /** PM2 fields (and aliases) that agentpm has no equivalent for. */
 export const PM2_UNMAPPED = [
   'name_prefix', 'filter_env', 'namespace', 'install_url', 'out_file', 'out', 'output', 'out_log', 'error_file', 'error', 'err', 'err_file',
   'err_log', 'log_file', 'log', 'disable_logs', 'log_type', 'log_date_format', 'time', 'pid_file', 'pid', 'source_map_support',
-  'disable_source_map_support', 'wait_ready', 'instances', 'shutdown_with_message', 'listen_timeout', 'cron_restart', 'cron', 'merge_logs',
+  'disable_source_map_support', 'wait_ready', 'instances', 'shutdown_with_message', 'listen_timeout', 'merge_logs',
   'combine_logs', 'vizion', 'autostart', 'stop_exit_codes', 'watch_options', 'execute_command', 'exec_mode', 'force', 'append_env_to_name',
   'post_update', 'trace', 'disable_trace', 'v8', 'event_loop_inspector', 'deep_monitoring', 'increment_var', 'instance_var', 'pmx',
   'automation', 'treekill', 'port', 'username', 'uid', 'user', 'gid', 'windowsHide', 'kill_retry_time', 'write', 'io',

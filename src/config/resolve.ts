@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type DaemonSettings } from '../protocol.js';
+import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type CronRestart, type DaemonSettings } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { splitCommandLine } from './command-line.js';
 import { resolveMetrics } from './metrics.js';
@@ -15,6 +15,8 @@ import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseCpu, parseDuration, parseSize } from './units.js';
 import { kernelLimitProblems } from '../cgroup/limits.js';
 import { maskText } from '../secrets.js';
+import { cronProblem } from '../cron.js';
+import { describeCycle, findCycle, graphOf, startOrder, unknownDependencies, type Graph } from '../daemon/order.js';
 
 export interface ResolveContext {
   /** Where the config came from, for messages: a file path or 'command line'. */
@@ -61,6 +63,8 @@ export const APP_FIELDS = [
   'priority',
   'guardAction',
   'oomScoreAdj',
+  'dependsOn',
+  'cronRestart',
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -102,10 +106,34 @@ export function resolveApps(config: unknown, context: ResolveContext): AppDefini
   for (const [name, count] of uses) {
     if (count > 1) problems.push(`${context.source}: app name "${name}" is used by ${count} apps; names must be unique (set \`name\`)`);
   }
+  // Across apps, once each app is valid by itself (a name that failed would read as an unknown dependency).
+  const graph = graphOf(specs);
+  if (problems.length === 0) problems.push(...dependencyProblems(graph, context.source));
   if (problems.length > 0) {
     throw new AgentpmError('invalid-config', `${problems.length === 1 ? 'invalid configuration' : `${problems.length} problems in the configuration`}; nothing was started:\n  ${problems.join('\n  ')}`);
   }
-  return specs;
+  // Dependencies first: a config sent in several requests (see cli/start-batches.ts) never names an app not sent yet.
+  return startOrder(specs, graph);
+}
+
+/**
+ * `dependsOn` across the config: every name is an app of the same config (a typo is caught here, not by an
+ * app waiting forever), and no cycle.
+ */
+function dependencyProblems(graph: Graph, source: string): string[] {
+  const problems: string[] = [];
+  const names = [...graph.keys()];
+  for (const { app, missing } of unknownDependencies(graph)) {
+    for (const name of missing) {
+      const suggestion = closest(name, names.filter((other) => other !== app));
+      problems.push(
+        `${source}: app "${app}": field \`dependsOn\`: no app named "${name}" in this config${suggestion ? `; did you mean "${suggestion}"?` : `; its apps: ${names.join(', ')}`}`,
+      );
+    }
+  }
+  const cycle = findCycle(graph);
+  if (cycle) problems.push(`${source}: \`dependsOn\` forms a cycle: ${describeCycle(cycle)}; none of ${[...new Set(cycle)].join(', ')} could ever start. Remove one of these dependencies`);
+  return problems;
 }
 
 function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppDefinition | null {
@@ -304,9 +332,51 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     priority: integerIn('priority', -1_000_000, 1_000_000, DEFAULTS.priority),
     guardAction: resolveGuardAction(app['guardAction'], 'guardAction', problem),
     oomScoreAdj: integerIn('oomScoreAdj', -1000, 1000, null),
+    dependsOn: resolveDependsOn(app['dependsOn'], typeof name === 'string' ? name : '', problem),
+    cronRestart: resolveCronRestart(app['cronRestart'], problem),
   };
   for (const item of kernelLimitProblems(spec)) problem(item.field, item.message);
   return problems.length === before ? spec : null;
+}
+
+function resolveDependsOn(input: unknown, self: string, problem: (field: string, message: string) => void): string[] {
+  if (input === undefined) return [];
+  if (!Array.isArray(input) || !input.every((item) => typeof item === 'string')) {
+    problem('dependsOn', `expected an array of app names such as ['gateway', 'worker'], got ${show(input)}`);
+    return [];
+  }
+  const names = input as string[];
+  if (names.length > LIST_LIMITS.dependsOn) problem('dependsOn', `at most ${LIST_LIMITS.dependsOn} apps, got ${names.length}`);
+  const bad = names.filter((item) => !NAME_PATTERN.test(item));
+  if (bad.length > 0) problem('dependsOn', `not app names: ${bad.map(show).join(', ')}`);
+  if (names.includes(self)) problem('dependsOn', `an app cannot depend on itself ("${self}")`);
+  return [...new Set(names)];
+}
+
+function resolveCronRestart(input: unknown, problem: (field: string, message: string) => void): CronRestart | null {
+  if (input === undefined) return null;
+  const example = `e.g. '0 4 * * *' or { schedule: '0 4 * * *', timezone: 'Europe/Berlin' }`;
+  let schedule: CronRestart;
+  if (typeof input === 'string') schedule = { schedule: input.trim(), timezone: null };
+  else if (typeof input === 'object' && input !== null && !Array.isArray(input)) {
+    const { schedule: text, timezone, ...rest } = input as Record_;
+    for (const key of Object.keys(rest)) problem(`cronRestart.${key}`, `unknown field; expected schedule and timezone`);
+    if (typeof text !== 'string' || text.trim() === '') {
+      problem('cronRestart.schedule', `required: a cron expression, ${example}; got ${show(text)}`);
+      return null;
+    }
+    if (timezone !== undefined && (typeof timezone !== 'string' || timezone === '')) {
+      problem('cronRestart.timezone', `expected an IANA time zone such as 'Europe/Berlin', got ${show(timezone)}`);
+      return null;
+    }
+    schedule = { schedule: text.trim(), timezone: typeof timezone === 'string' ? timezone : null };
+  } else {
+    problem('cronRestart', `expected a cron expression or { schedule, timezone }, ${example}; got ${show(input)}`);
+    return null;
+  }
+  const found = cronProblem(schedule);
+  if (found) problem('cronRestart', found);
+  return schedule;
 }
 
 /** Splits an argument string like a shell would for simple cases: spaces separate, quotes group. */

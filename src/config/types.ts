@@ -90,6 +90,16 @@ export interface AppConfig {
   guardAction?: 'restart' | 'stop';
   /** Written to the root's oom_score_adj (-1000..1000): higher is killed first by the kernel and earlyoom. */
   oomScoreAdj?: number;
+  /**
+   * Apps of the same config that must be ready (healthy, or online for their readyAfter) before this one
+   * starts; `stop all` stops this one first. Until they are ready it is `waiting`.
+   */
+  dependsOn?: string[];
+  /**
+   * Restart on a schedule: a cron expression ('0 4 * * *': 04:00 every day; six fields put seconds first),
+   * in the daemon's local time, or `{ schedule, timezone: 'Europe/Berlin' }`.
+   */
+  cronRestart?: string | { schedule: string; timezone?: string };
 }
 
 export type NotifyKind =
@@ -102,7 +112,8 @@ export type NotifyKind =
   | 'health-failed'
   | 'hung'
   | 'memory-pressure'
-  | 'orphans-reaped';
+  | 'orphans-reaped'
+  | 'scheduled-restart';
 
 export interface NotifyConfig {
   /** Shell command (`sh -c`): event JSON on stdin, AGENTPM_EVENT_TYPE/APP/REASON/AT/INSTANCE/MESSAGE in its environment. */

@@ -3,21 +3,27 @@
  *
  *                 start / restart / revive
  *   stopped ──────────────────────────────▶ starting ──spawned──▶ online
- *      ▲                                       ▲  │                 │
- *      │                                       │  │ spawn failed    │ root exited by itself, or a
- *      │                               delay   │  ▼                 │ limit was enforced
- *      │                               over    backoff ◀────────── stopping (the whole tree is ended)
- *      │                                          │                 │
- *      └──── stop / no autorestart ───────────────┴─────────────────┘
- *                                                 │ maxRestarts within the window
- *                                                 ▼
- *                                              errored ── start / restart ──▶ starting
+ *    ▲  │ ...while a dependency is not ready  ▲  ▲  │                 │
+ *    │  ▼                                     │  │  │ spawn failed    │ root exited by itself, or a
+ *    │ waiting ────── dependencies ready ─────┘  │  ▼                 │ limit was enforced
+ *    │  ▲                             delay over │                    │
+ *    │  └─── delay over, a dependency not ready ── backoff ◀──────── stopping (the whole tree is ended)
+ *    │                                              │                  │
+ *    └──── stop (waiting too) / no autorestart ─────┴──────────────────┘
+ *                                                   │ maxRestarts within the window
+ *                                                   ▼
+ *                                                errored ── start / restart ──▶ starting (or waiting)
+ *
+ * `waiting` is entered instead of `starting` whenever a spawn is due (start, restart, revive, the end of a
+ * backoff) while an app named in `dependsOn` is not ready (see readiness.ts); the monitor tick releases it
+ * into `starting` once all are. A dependency that never becomes ready leaves it waiting, never crash-looping.
  *
  * Every operation on an app (user requests, the app's own exits, limit enforcement) runs one at a time
  * through `exclusive`, so a transition never interleaves with another: "stop while starting", "restart
  * while in backoff" and "exit while stopping" each see a settled state. Two live trees under one name
  * cannot happen: a new instance is spawned only after the old one is confirmed gone.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
 import type { AppSpec, AppStatus, EventType, ExitReason, ExitRecord, HealthState } from '../protocol.js';
 import { signalIfSameProcess } from '../proc/kill.js';
@@ -37,6 +43,8 @@ export interface Instance extends PersistedInstance {
 
 export type AppState =
   | { id: 'stopped' }
+  /** `on`: the dependencies not ready yet. */
+  | { id: 'waiting'; on: string[] }
   | { id: 'starting' }
   | { id: 'online'; instance: Instance }
   | { id: 'stopping'; instance: Instance }
@@ -61,6 +69,8 @@ export interface AppHost {
   isFrozen(instance: Instance): boolean;
   /** Ends the given processes and their descendants only; the rest of the instance keeps running. */
   terminateSubtrees(instance: Instance, pids: { pid: number; startTime: number }[], graceMs: number): Promise<number>;
+  /** The app's dependencies (dependsOn) that are not ready now; empty when it may start. */
+  waitingFor(app: App): string[];
   /** Whether the kernel's OOM-kill counter rose recently. */
   oomKillRose(): boolean;
   changed(app: App): void;
@@ -88,6 +98,8 @@ export class App {
   /** Operations queued or running. */
   private pending = 0;
   private disposedFlag = false;
+  /** A scheduled restart is queued or running (see restartOnSchedule). */
+  private scheduledUnderWay = false;
   /** See hold(). */
   held: PersistedInstance | null = null;
   /** The instance being spawned, recorded before the spawn (see SpawnIntent). */
@@ -118,7 +130,12 @@ export class App {
 
   /** Alive in the user's sense: start must be refused, restart used instead. */
   get active(): boolean {
-    return this.state.id === 'starting' || this.state.id === 'online' || this.state.id === 'backoff' || this.state.id === 'stopping';
+    return this.state.id === 'waiting' || this.state.id === 'starting' || this.state.id === 'online' || this.state.id === 'backoff' || this.state.id === 'stopping';
+  }
+
+  /** What a waiting app waits for; null in any other state. */
+  get waitingFor(): string[] | null {
+    return this.state.id === 'waiting' ? this.state.on : null;
   }
 
   get nextStartAt(): number | null {
@@ -170,13 +187,45 @@ export class App {
     return this.exclusive(() => this.restartNow(spec));
   }
 
-  private async restartNow(spec?: AppSpec): Promise<void> {
+  /**
+   * A restart by the app's schedule (cronRestart): only of a tree that is online, and never queued behind
+   * another operation (a scheduled restart that is still ending a slow tree is not followed by another).
+   */
+  restartOnSchedule(): 'restarting' | 'busy' | 'not-online' {
+    if (this.pending > 0 || this.scheduledUnderWay) return 'busy';
+    if (this.state.id !== 'online' || this.disposed) return 'not-online';
+    this.scheduledUnderWay = true;
+    this.exclusiveInBackground('restarting on schedule', async () => {
+      try {
+        if (this.state.id === 'online') await this.restartNow(undefined, 'scheduled');
+      } finally {
+        this.scheduledUnderWay = false;
+      }
+    });
+    return 'restarting';
+  }
+
+  /** Called on every monitor tick: a waiting app whose dependencies are all ready now starts. */
+  releaseIfReady(): void {
+    if (this.state.id !== 'waiting' || this.disposed) return;
+    const waiting = this.state;
+    const blockers = this.host.waitingFor(this);
+    if (blockers.length > 0) {
+      if (!isDeepStrictEqual(blockers, waiting.on)) this.transition({ id: 'waiting', on: blockers });
+      return;
+    }
+    this.exclusiveInBackground('starting after its dependencies', async () => {
+      if (this.state === waiting) await this.spawnNow();
+    });
+  }
+
+  private async restartNow(spec?: AppSpec, reason: ExitReason = 'stopped'): Promise<void> {
     if (spec) this.spec = spec;
     this.desired = 'running';
     const hadInstance = this.instance !== null;
     // Cleared before the stop, so a daemon that dies mid-restart leaves no crash-loop delay behind.
     this.history = EMPTY_HISTORY;
-    await this.endCurrent('stopped', null);
+    await this.endCurrent(reason, null);
     if (hadInstance) this.restarts += 1;
     await this.spawnNow();
   }
@@ -340,6 +389,11 @@ export class App {
 
   private async spawnNow(): Promise<void> {
     this.refuseBesideHeld();
+    const blockers = this.host.waitingFor(this);
+    if (blockers.length > 0) {
+      this.transition({ id: 'waiting', on: blockers });
+      return;
+    }
     this.spawning = { id: newInstanceId(), at: Date.now() };
     this.transition({ id: 'starting' });
     let instance: Instance;

@@ -66,6 +66,8 @@ const EXIT_KINDS: Partial<Record<string, NotifyKind>> = {
   'health-failed': 'health-failed',
   hung: 'hung',
   'memory-pressure': 'memory-pressure',
+  // Planned, but a restart all the same: a hook listening to every kind hears of it (filter it out with `events`).
+  scheduled: 'scheduled-restart',
 };
 
 /** The alert kind of an event, or null when events of its sort are not alerted on. */

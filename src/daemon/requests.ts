@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { kernelLimitProblems, MAX_CPU_PERCENT, MIN_CPU_PERCENT, type KernelLimitSpec } from '../cgroup/limits.js';
 import { metricsProblem } from '../config/metrics.js';
 import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
-import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type Request } from '../protocol.js';
+import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type CronRestart, type Request } from '../protocol.js';
+import { cronProblem } from '../cron.js';
 
 const signalName = z.string().refine((name) => name in constants.signals, {
   message: 'unknown signal name (expected e.g. SIGTERM, SIGINT, SIGHUP, SIGUSR1)',
@@ -74,16 +75,22 @@ const appSpecShape = z.strictObject({
   priority: z.number().int(),
   guardAction: z.enum(GUARD_ACTIONS),
   oomScoreAdj: z.number().int().min(-1000).max(1000).nullable(),
+  dependsOn: z.array(appName).max(LIST_LIMITS.dependsOn),
+  // The expression itself is checked in checkSpec (croner is loaded only for a spec that has one).
+  cronRestart: z.strictObject({ schedule: z.string().min(1).max(200), timezone: z.string().min(1).max(100).nullable() }).nullable(),
 });
 
-/** The rules relating two fields, the same as a config file's (a hard memory cap below maxMemory...). */
-function checkKernelLimits(spec: KernelLimitSpec, context: z.RefinementCtx): void {
+/** The rules relating two fields, and the ones zod cannot see, the same as a config file's (a hard memory cap below maxMemory...). */
+function checkSpec(spec: KernelLimitSpec & { name: string; dependsOn: string[]; cronRestart: CronRestart | null }, context: z.RefinementCtx): void {
   for (const problem of kernelLimitProblems(spec)) context.addIssue({ code: 'custom', message: `${problem.field}: ${problem.message}` });
+  if (spec.dependsOn.includes(spec.name)) context.addIssue({ code: 'custom', message: `dependsOn: ${spec.name} cannot depend on itself` });
+  const problem = spec.cronRestart ? cronProblem(spec.cronRestart) : null;
+  if (problem) context.addIssue({ code: 'custom', message: `cronRestart: ${problem}` });
 }
 
-export const appSpecSchema = appSpecShape.superRefine(checkKernelLimits);
+export const appSpecSchema = appSpecShape.superRefine(checkSpec);
 /** A definition as a start request carries it: the environment it starts from comes once, with the request. */
-const appDefinitionSchema = appSpecShape.omit({ baseEnv: true }).superRefine(checkKernelLimits);
+const appDefinitionSchema = appSpecShape.omit({ baseEnv: true }).superRefine(checkSpec);
 
 const regex = z.string().min(1).max(LIST_LIMITS.patternLength).refine(
   (source) => {

@@ -46,6 +46,10 @@ import { Notifier, parseNotifyRate } from './notify.js';
 import { HealthChecks } from './health.js';
 import { pickVictim, underPressure, type GuardPhase } from './guard.js';
 import { readMachineMemory } from '../proc/machine.js';
+import { graphOfApps, notReady, orderStart, refuseOrphaningDelete } from './dependencies.js';
+import { startOrder, stopWaves } from './order.js';
+import { isReady } from './readiness.js';
+import { RestartSchedules } from './schedule.js';
 
 export interface SupervisorOptions {
   paths: HomePaths;
@@ -82,6 +86,7 @@ export class Supervisor implements AppHost {
   private readonly watchers: Watchers;
   private readonly notifier: Notifier;
   private readonly health: HealthChecks;
+  private readonly schedules = new RestartSchedules((name, message) => this.log(this.apps.get(name) ?? null, message));
   private guardPhase: GuardPhase = 'watching';
 
   constructor(private readonly options: SupervisorOptions) {
@@ -214,6 +219,7 @@ export class Supervisor implements AppHost {
     this.watchers.closeAll();
     this.notifier.close();
     this.health.closeAll();
+    this.schedules.closeAll();
     this.persist();
     this.persistEnabled = false;
   }
@@ -224,10 +230,11 @@ export class Supervisor implements AppHost {
     return this.saved(this.startApps(specs, ifRunning));
   }
 
-  private async startApps(specs: AppSpec[], ifRunning: IfRunning): Promise<StartResult> {
-    const names = specs.map((spec) => spec.name);
+  private async startApps(unordered: AppSpec[], ifRunning: IfRunning): Promise<StartResult> {
+    const names = unordered.map((spec) => spec.name);
     const duplicate = names.find((name, index) => names.indexOf(name) !== index);
     if (duplicate) throw new AgentpmError('invalid-argument', `app name ${duplicate} appears twice in one start; names must be unique`);
+    const specs = orderStart(unordered, this.apps);
     if (ifRunning === 'refuse') {
       const running = specs.filter((spec) => this.apps.get(spec.name)?.active);
       if (running.length > 0) {
@@ -341,7 +348,9 @@ export class Supervisor implements AppHost {
       throw new AgentpmError('invalid-argument', `cannot read ${this.paths.dump} (${(error as Error).message}); run \`agentpm save\` first`);
     }
     const result: ResurrectResult = { file: this.paths.dump, started: [], skipped: [] };
-    const wanted = saved.apps.filter((app) => app.desired === 'running');
+    // Dependencies first (dependsOn), whatever order the dump has them in.
+    const dumped = saved.apps.filter((app) => app.desired === 'running').map((app) => ({ ...app, name: String(app.spec?.name) }));
+    const wanted = startOrder(dumped, new Map(dumped.map((app) => [app.name, Array.isArray(app.spec?.dependsOn) ? app.spec.dependsOn : []])));
     for (const { spec } of wanted) {
       const parsed = parseAppSpec(upgradeSpec(spec));
       if (!parsed) {
@@ -358,13 +367,25 @@ export class Supervisor implements AppHost {
     return result;
   }
 
+  /** Dependents before their dependencies (dependsOn), each wave in parallel. */
   stop(target: Target): Promise<string[]> {
     const apps = this.resolve(target);
-    return this.saved(Promise.all(apps.map((app) => app.stop())).then(() => apps.map((app) => app.name)));
+    return this.saved(
+      (async () => {
+        const failures: unknown[] = [];
+        for (const wave of stopWaves(apps, graphOfApps(this.apps.values()))) {
+          // One app that cannot be stopped does not keep the next wave running.
+          for (const outcome of await Promise.allSettled(wave.map((app) => app.stop()))) if (outcome.status === 'rejected') failures.push(outcome.reason);
+        }
+        if (failures.length > 0) throw failures[0];
+        return apps.map((app) => app.name);
+      })(),
+    );
   }
 
+  /** In start order: an app restarted after its dependencies waits until they are ready again. */
   restart(target: Target): Promise<string[]> {
-    const apps = this.resolve(target);
+    const apps = startOrder(this.resolve(target), graphOfApps(this.apps.values()));
     return this.saved(
       (async () => {
         for (const app of apps) await app.restart();
@@ -379,12 +400,14 @@ export class Supervisor implements AppHost {
 
   private async deleteApps(target: Target): Promise<string[]> {
     const apps = this.resolve(target);
+    refuseOrphaningDelete(apps.map((app) => app.name), this.apps);
     const outcomes = await Promise.allSettled(apps.map((app) => app.remove()));
     for (const app of apps) {
       // Each app retired by its own remove() (or by a delete that ran first) leaves the registry.
       if (!app.disposed || this.apps.get(app.name) !== app) continue;
       this.watchers.close(app.name);
       this.health.stop(app.name);
+      this.schedules.stop(app.name);
       this.apps.delete(app.name);
       this.figures.delete(app.name);
       this.breaches.delete(app.name);
@@ -435,6 +458,7 @@ export class Supervisor implements AppHost {
       logs: appLogPaths(this.paths.home, app.name),
       tree,
       exits: app.exits,
+      nextScheduledRestart: isoOrNull(this.schedules.nextRun(app.name)),
     };
   }
 
@@ -509,6 +533,10 @@ export class Supervisor implements AppHost {
     return result.seen;
   }
 
+  waitingFor(app: App): string[] {
+    return notReady(app, this.apps, Date.now());
+  }
+
   oomKillRose(): boolean {
     const now = readOomKillCount();
     const before = this.oomKillSamples[0];
@@ -525,6 +553,7 @@ export class Supervisor implements AppHost {
     this.lastScanAt = 0; // the next `ls` must see the new tree
     this.watchers.sync(app); // watch while an app with `watch` is meant to run
     this.health.sync(app); // health checks and hang detection while it is online
+    this.schedules.sync(app); // armed while its definition has a cronRestart
     this.persist();
   }
 
@@ -658,6 +687,7 @@ export class Supervisor implements AppHost {
     if (tick) {
       this.cpu.rotate();
       for (const app of this.apps.values()) app.recoverIfStuck();
+      for (const app of this.apps.values()) app.releaseIfReady();
       this.health.checkHangs(this.apps.values(), snapshot.at);
       this.checkGuard();
     }
@@ -722,6 +752,8 @@ export class Supervisor implements AppHost {
       limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
       lastExit: app.exits[0] ?? null,
       nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
+      waitingFor: app.waitingFor,
+      ready: isReady(app, Date.now()),
     };
   }
 
@@ -779,6 +811,10 @@ function unwritable(path: string, error: unknown, consequence: string): AgentpmE
       ? `the disk holding it is full (${code}); free space there (df -h ${dirname(path)})`
       : `${(error as Error).message}; check that the directory is writable`;
   return new AgentpmError('registry-unwritable', `cannot write ${path}: ${why}. ${consequence}`);
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
 }
 
 function instanceRef(instance: Instance): InstanceRef {

@@ -95,7 +95,12 @@ export function withClock(line: Line, now: number, width: number, glyphs: Glyphs
   return [...fitLine(line, room, { pad: true, ellipsis: glyphs.ellipsis }), segment(' '), segment(time, 'muted')];
 }
 
-const STATUS_STYLE: Record<AppStatus, Style> = { online: 'ok', starting: 'info', stopping: 'warn', backoff: 'warn', stopped: 'muted', errored: 'bad' };
+/** The status, and for a waiting app what it waits for. */
+function statusText(app: AppSummary): string {
+  return app.status === 'waiting' && app.waitingFor ? `waiting (${app.waitingFor.join(', ')})` : app.status;
+}
+
+const STATUS_STYLE: Record<AppStatus, Style> = { online: 'ok', waiting: 'info', starting: 'info', stopping: 'warn', backoff: 'warn', stopped: 'muted', errored: 'bad' };
 
 interface Column {
   header: string;
@@ -119,9 +124,10 @@ export function tableColumns(apps: readonly AppSummary[], width: number, glyphs:
     { header: 'name', width: nameWidth, cell: (app) => [segment(app.name)] },
     {
       header: 'status',
-      width: 9,
+      // Wider only while an app waits, to say for what (`waiting (gateway)`).
+      width: Math.min(wide ? 28 : 18, Math.max(9, ...apps.map((app) => textWidth(statusText(app))))),
       // A running app whose health check fails is the one to look at: say so where the eye goes first.
-      cell: (app) => (app.status === 'online' && app.health === 'unhealthy' ? [segment('unhealthy', 'bad')] : [segment(app.status, STATUS_STYLE[app.status])]),
+      cell: (app) => (app.status === 'online' && app.health === 'unhealthy' ? [segment('unhealthy', 'bad')] : [segment(statusText(app), STATUS_STYLE[app.status])]),
     },
     { header: 'pid', width: 7, alignRight: true, cell: (app) => [segment(app.pid === null ? '-' : String(app.pid))] },
     { header: wide ? 'uptime' : 'up', width: wide ? 6 : 4, alignRight: true, cell: (app) => [segment(app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs))] },
@@ -209,7 +215,7 @@ export function treePane(state: MonitState, app: AppSummary | null, rect: Rect, 
   if (state.detail === null) {
     lines.push(fitLine([segment('  loading…', 'muted')], width));
   } else if (rows.length === 0) {
-    lines.push(fitLine([segment(`  ${app.name}: ${app.status}, no processes`, 'muted')], width));
+    lines.push(fitLine([segment(`  ${app.name}: ${statusText(app)}, no processes`, 'muted')], width));
   }
   const first = Math.min(state.treeScroll, Math.max(0, rows.length - bodyRows));
   for (const row of rows.slice(first, first + bodyRows)) {
