@@ -60,7 +60,7 @@ test('a PM2 ecosystem file starts, mapped to agentpm, with a warning listing wha
   assert.equal(result.code, 0, result.stderr);
   assert.match(
     result.stderr,
-    /agentpm: warning: \S+ecosystem\.config\.js: PM2 fields with no agentpm equivalent were ignored: instances \(api: 2\); exec_mode \(api: "cluster"\); cron_restart \(api: "0 \* \* \* \*"\); merge_logs \(worker: true\)/,
+    /agentpm: warning: \S+ecosystem\.config\.js: PM2 fields with no agentpm equivalent were ignored: instances \(api: 2\); exec_mode \(api: "cluster"\); merge_logs \(worker: true\)/,
   );
   assert.match(result.stderr, /restart_delay \(worker\) became restartDelay, which doubles/);
   await online(rig, ['api', 'worker']);
@@ -70,6 +70,7 @@ test('a PM2 ecosystem file starts, mapped to agentpm, with a warning listing wha
   assert.equal(api.maxMemoryBytes, 200 * MB);
   assert.equal(api.killTimeoutMs, 3000);
   assert.equal(api.minUptimeMs, 10_000);
+  assert.deepEqual(api.cronRestart, { schedule: '0 * * * *', timezone: null }, 'cron_restart is mapped to cronRestart');
   assert.deepEqual(api.env, { PORT: '3000' }, 'env_production only with --env production');
   const worker = (await rig.show('worker')).definition;
   assert.equal(worker.restartDelayMs, 2000);

@@ -94,7 +94,7 @@ describe('fromPm2', () => {
         watchDelay: '1500ms',
         interpreterArgs: ['--max-old-space-size=512', '--enable-source-maps'],
       },
-      { name: 'worker', script: 'worker.py', interpreter: 'python3', restartDelay: '100ms', maxRestarts: 10, autorestart: false },
+      { name: 'worker', script: 'worker.py', interpreter: 'python3', cronRestart: '0 * * * *', restartDelay: '100ms', maxRestarts: 10, autorestart: false },
     ]);
     assert.equal('deploy' in config, false);
   });
@@ -102,7 +102,7 @@ describe('fromPm2', () => {
   test('warns once, listing every field with no equivalent and the apps that set it; values agentpm matches anyway are not listed', () => {
     const { warnings } = fromPm2(PM2_FILE, 'ecosystem.config.js');
     const [unmapped, ...rest] = warnings;
-    assert.equal(unmapped, 'ecosystem.config.js: PM2 fields with no agentpm equivalent were ignored: instances (api: 4); exec_mode (api: "cluster"); merge_logs (api: true); cron_restart (worker: "0 * * * *")');
+    assert.equal(unmapped, 'ecosystem.config.js: PM2 fields with no agentpm equivalent were ignored: instances (api: 4); exec_mode (api: "cluster"); merge_logs (api: true)');
     assert.ok(rest.some((line) => /`deploy` section has no agentpm equivalent/.test(line)));
     assert.ok(rest.some((line) => /restart_delay \(api\) became restartDelay, which doubles/.test(line)));
     assert.equal(warnings.join('\n').includes('worker: 1'), false, 'instances: 1 and exec_mode fork are what agentpm does');

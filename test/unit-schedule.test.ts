@@ -201,7 +201,7 @@ describe('App.restartOnSchedule (the state machine side)', () => {
     assert.equal(app.status, 'stopping');
     assert.equal(app.restartOnSchedule(), 'busy');
     fake.release();
-    for (let i = 0; i < 50 && app.status !== 'online'; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 50 && (app.status as string) !== 'online'; i += 1) await new Promise((resolve) => setImmediate(resolve));
     assert.equal(app.status, 'online');
     assert.equal(fake.spawned, 2, 'exactly one scheduled restart happened');
     assert.equal(app.exits[0]?.reason, 'scheduled');
