@@ -16,7 +16,7 @@ test('ls --json is a stable contract', async (t) => {
     const summary = await rig.app('tree');
     return summary.processes === 3 ? summary : undefined;
   }, 'the tree');
-  assert.deepEqual(Object.keys(app).sort(), ['cpu', 'health', 'lastExit', 'limits', 'memory', 'name', 'nextStartAt', 'pid', 'processes', 'restarts', 'status', 'uptimeMs'].sort());
+  assert.deepEqual(Object.keys(app).sort(), ['cpu', 'health', 'lastExit', 'limits', 'memory', 'name', 'nextStartAt', 'pid', 'processes', 'ready', 'restarts', 'status', 'uptimeMs', 'waitingFor'].sort());
   assert.equal(app.status, 'online');
   assert.equal(typeof app.pid, 'number');
   assert.equal(app.restarts, 0);
@@ -26,6 +26,8 @@ test('ls --json is a stable contract', async (t) => {
   assert.equal(app.lastExit, null);
   assert.equal(app.health, null, 'no health check, no health state');
   assert.equal(app.nextStartAt, null, 'not in backoff');
+  assert.equal(app.waitingFor, null, 'not waiting for dependencies');
+  assert.equal(typeof app.ready, 'boolean');
 });
 
 test('starting a running name is refused; --replace stops the old tree completely first', async (t) => {

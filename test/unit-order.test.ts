@@ -5,7 +5,10 @@ import { notReady, orderStart, refuseOrphaningDelete } from '../src/daemon/depen
 import { isReady, type ReadinessFacts } from '../src/daemon/readiness.js';
 import { resolveApps } from '../src/config/resolve.js';
 import { batchesOf } from '../src/cli/restart-wait.js';
-import type { AppSpec } from '../src/protocol.js';
+import type { AppSpec, AppSummary } from '../src/protocol.js';
+import { renderList } from '../src/cli/render.js';
+import { tableColumns } from '../src/tui/view-model.js';
+import { UNICODE_GLYPHS } from '../src/tui/format.js';
 
 const g = (edges: Record<string, string[]>): Map<string, readonly string[]> => graphOf(Object.entries(edges).map(([name, dependsOn]) => ({ name, dependsOn })));
 const items = (...names: string[]): { name: string }[] => names.map((name) => ({ name }));
@@ -174,5 +177,23 @@ describe('dependsOn in a config', () => {
     assert.throws(() => config([{ name: 'bot', script: 'sleep', dependsOn: ['bot'] }]), /cannot depend on itself/);
     assert.throws(() => config([{ name: 'bot', script: 'sleep', dependsOn: 'gateway' }]), /expected an array of app names/);
     assert.throws(() => config([{ name: 'bot', script: 'sleep', dependsOn: ['../x'] }]), /not app names/);
+  });
+});
+
+describe('waiting, as ls and monit show it', () => {
+  const waitingBot: AppSummary = {
+    name: 'bot', status: 'waiting', pid: null, restarts: 0, uptimeMs: null, memory: 0, processes: 0, cpu: 0, health: null,
+    limits: { memory: null, children: null }, lastExit: null, nextStartAt: null, waitingFor: ['gateway', 'worker'], ready: false,
+  };
+
+  test('ls says what a waiting app waits for', () => {
+    assert.match(renderList([waitingBot]), /bot\s+waiting \(gateway, worker\)\s+-/);
+  });
+
+  test("monit's status column widens to say it too", () => {
+    const status = tableColumns([waitingBot], 120, UNICODE_GLYPHS).find((column) => column.header === 'status');
+    assert.ok(status);
+    assert.equal(status.cell(waitingBot).map((part) => part.text).join(''), 'waiting (gateway, worker)');
+    assert.ok(status.width >= 'waiting (gateway, worker)'.length);
   });
 });
