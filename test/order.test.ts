@@ -136,3 +136,29 @@ test('--only bot brings gateway along and says so; deleting gateway alone is ref
   assert.match(refused.stderr, /bot depends on gateway.*agentpm delete gateway bot/);
   assert.deepEqual((await rig.ls()).map((app) => app.name).sort(), ['bot', 'gateway'], 'nothing was deleted');
 });
+
+test('across a daemon restart bot keeps waiting, then starts by itself once its dependency is ready', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const file = config(t, [
+    { name: 'gateway', script: CRASHER, restartDelay: '100ms', maxRestarts: 1, env: { LIFETIME_MS: '50' } },
+    { name: 'bot', script: IDLE, dependsOn: ['gateway'] },
+  ]);
+  await rig.ok(['start', file]);
+  await waitFor(async () => (await rig.app('gateway')).status === 'errored', 'gateway errored', 15_000);
+  await rig.ok(['daemon', 'restart']);
+  const bot = await rig.app('bot');
+  assert.equal(bot.status, 'waiting', 'the new daemon revives bot into waiting, not into a start');
+  assert.equal(rig.instancesByApp().get('bot'), undefined);
+  // The dependency fixed (a definition that stays up): bot follows, once gateway has been up for readyAfter.
+  await rig.ok(['start', IDLE, '--name', 'gateway']);
+  const online = await waitFor(async () => {
+    const app = await rig.app('bot');
+    return app.status === 'online' ? app : null;
+  }, 'bot online after gateway is ready', 15_000);
+  assert.equal(online.waitingFor, null);
+  const spawns = (await events(rig)).filter((event) => event.type === 'spawn');
+  const gatewayAt = Date.parse(spawns.filter((event) => event.app === 'gateway').at(-1)?.at ?? '');
+  const botAt = Date.parse(spawns.find((event) => event.app === 'bot')?.at ?? '');
+  assert.ok(botAt - gatewayAt >= 3000, `bot started ${botAt - gatewayAt} ms after the fixed gateway (readyAfter 3 s)`);
+});
