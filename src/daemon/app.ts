@@ -205,17 +205,17 @@ export class App {
     return 'restarting';
   }
 
-  /** Called on every monitor tick: a waiting app whose dependencies are all ready now starts. */
+  /**
+   * Called on every monitor tick: a waiting app whose dependencies are all ready now starts (and one whose
+   * list of unready dependencies changed says so). Through the queue like every transition; spawnNow
+   * checks the dependencies again when its turn comes.
+   */
   releaseIfReady(): void {
-    if (this.state.id !== 'waiting' || this.disposed) return;
-    const waiting = this.state;
+    if (this.state.id !== 'waiting' || this.disposed || this.pending > 0) return;
     const blockers = this.host.waitingFor(this);
-    if (blockers.length > 0) {
-      if (!isDeepStrictEqual(blockers, waiting.on)) this.transition({ id: 'waiting', on: blockers });
-      return;
-    }
+    if (blockers.length > 0 && isDeepStrictEqual(blockers, this.state.on)) return;
     this.exclusiveInBackground('starting after its dependencies', async () => {
-      if (this.state === waiting) await this.spawnNow();
+      if (this.state.id === 'waiting') await this.spawnNow();
     });
   }
 
