@@ -11,7 +11,7 @@ const CRASHER = join(FIXTURES, 'crasher.mjs');
 const IDLE = join(FIXTURES, 'idle.mjs');
 const RULES_DIR = join(ROOT, 'examples', 'prometheus');
 const DASHBOARD = join(ROOT, 'examples', 'grafana', 'agentpm-dashboard.json');
-const STATUSES = ['stopped', 'starting', 'online', 'stopping', 'backoff', 'errored'];
+const STATUSES = ['stopped', 'waiting', 'starting', 'online', 'stopping', 'backoff', 'errored'];
 
 function writeConfig(rig: Rig, config: Record<string, unknown>): string {
   const file = join(rig.home, 'ecosystem.config.json');
