@@ -49,7 +49,10 @@ test('bot starts only once gateway is ready, is shown waiting meanwhile, and sto
   assert.match((await rig.cli(['show', 'bot'])).stdout, /depends on\s+gateway \(waiting for gateway\)/);
 
   await waitFor(async () => (await rig.app('bot')).status === 'online', 'bot online', 10_000);
-  const spawns = (await events(rig)).filter((event) => event.type === 'spawn');
+  const all = await events(rig);
+  const waiting = all.find((event) => event.app === 'bot' && event.type === 'state' && event.data['to'] === 'waiting');
+  assert.deepEqual(waiting?.data['waitingFor'], ['gateway'], 'the event says what bot waits for');
+  const spawns = all.filter((event) => event.type === 'spawn');
   const gatewayAt = Date.parse(spawns.find((event) => event.app === 'gateway')?.at ?? '');
   const botAt = Date.parse(spawns.find((event) => event.app === 'bot')?.at ?? '');
   assert.ok(botAt - gatewayAt >= READY_AFTER_MS, `bot's root started ${botAt - gatewayAt} ms after gateway's; gateway is ready after ${READY_AFTER_MS} ms`);

@@ -6,7 +6,7 @@ import { isReady, type ReadinessFacts } from '../src/daemon/readiness.js';
 import { resolveApps } from '../src/config/resolve.js';
 import { batchesOf } from '../src/cli/restart-wait.js';
 import type { AppSpec, AppSummary } from '../src/protocol.js';
-import { renderList } from '../src/cli/render.js';
+import { describeEventText, renderList } from '../src/cli/render.js';
 import { tableColumns } from '../src/tui/view-model.js';
 import { UNICODE_GLYPHS } from '../src/tui/format.js';
 
@@ -196,4 +196,9 @@ describe('waiting, as ls and monit show it', () => {
     assert.equal(status.cell(waitingBot).map((part) => part.text).join(''), 'waiting (gateway, worker)');
     assert.ok(status.width >= 'waiting (gateway, worker)'.length);
   });
+});
+
+test('the event of entering waiting says for what', () => {
+  const event = { type: 'state' as const, app: 'bot', instance: null, at: '2026-11-29T10:00:00.000Z', reason: null, data: { from: 'stopped', to: 'waiting', waitingFor: ['gateway'] } };
+  assert.equal(describeEventText(event), 'stopped → waiting for gateway to be ready');
 });

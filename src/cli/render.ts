@@ -164,7 +164,7 @@ export function describeEventParts(event: AgentEvent): EventParts {
   let lead = '';
   switch (event.type) {
     case 'state':
-      text = `${String(data['from'])} → ${String(data['to'])}${event.reason === 'root-exited' ? ' (it exited by itself; ending what it left)' : ''}`;
+      text = `${String(data['from'])} → ${String(data['to'])}${Array.isArray(data['waitingFor']) ? ` for ${(data['waitingFor'] as unknown[]).map(String).join(', ')} to be ready` : ''}${event.reason === 'root-exited' ? ' (it exited by itself; ending what it left)' : ''}`;
       break;
     case 'spawn':
       text = `started, pid ${numberOf(data, 'pid')}`;

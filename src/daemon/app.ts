@@ -501,7 +501,8 @@ export class App {
   private transition(next: AppState, why: 'root-exited' | null = null): void {
     const from = this.state.id;
     this.state = next;
-    if (from !== next.id) this.host.emit('state', this, this.instance?.id ?? null, why, { from, to: next.id });
+    const detail = next.id === 'waiting' ? { waitingFor: next.on } : {};
+    if (from !== next.id) this.host.emit('state', this, this.instance?.id ?? null, why, { from, to: next.id, ...detail });
     this.host.changed(this);
   }
 
