@@ -59,9 +59,21 @@ test('bot starts only once gateway is ready, is shown waiting meanwhile, and sto
   assert.equal(spawns.filter((event) => event.app === 'bot').length, 1, 'bot was spawned once, never before gateway was ready');
   assert.equal((await rig.app('gateway')).ready, true);
 
+  // A dependency's restart leaves its running dependents alone.
+  const botPid = (await rig.app('bot')).pid;
+  await rig.ok(['restart', 'gateway']);
+  const gatewayAgain = await rig.app('gateway');
+  assert.equal(gatewayAgain.status, 'online');
+  assert.equal(gatewayAgain.ready, false, 'just restarted: not ready for readyAfter');
+  const botAfter = await rig.app('bot');
+  assert.equal(botAfter.status, 'online');
+  assert.equal(botAfter.pid, botPid, 'bot kept its tree');
+  assert.equal(botAfter.restarts, 0);
+
+  const mark = (await events(rig)).length;
   const stopped = await rig.cli(['stop', 'all']);
   assert.equal(stopped.code, 0, stopped.stderr);
-  const after = await events(rig);
+  const after = (await events(rig)).slice(mark);
   const botExit = after.findIndex((event) => event.app === 'bot' && event.type === 'exit' && event.reason === 'stopped');
   const gatewayStopping = after.findIndex((event) => event.app === 'gateway' && event.type === 'state' && event.data['to'] === 'stopping');
   assert.ok(botExit >= 0 && gatewayStopping >= 0, JSON.stringify(after.slice(-8)));
