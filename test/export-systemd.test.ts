@@ -301,14 +301,12 @@ test('export systemd refuses what it cannot write, naming the problem and the fi
   assert.match(warned.stdout, /^# WARNING: the arguments below hold what looks like a credential/m);
 });
 
-test('dependsOn, when a config has it, orders the units: After= and Wants= name the dependencies, and verify accepts them', { skip: !hasAnalyze && 'systemd-analyze is not installed' }, () => {
+test('dependsOn orders the units: After= and Wants= name the dependencies, and verify accepts them', { skip: !hasAnalyze && 'systemd-analyze is not installed' }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'agentpm-export-'));
   try {
-    const [gateway, bot] = resolveApps({ apps: [{ name: 'gateway', script: 'sleep', args: ['100'] }, { name: 'bot', script: 'sleep', args: ['100'] }] }, { source: 'test', baseDir: dir });
+    const [gateway, bot] = resolveApps({ apps: [{ name: 'gateway', script: 'sleep', args: ['100'] }, { name: 'bot', script: 'sleep', args: ['100'], dependsOn: ['gateway'] }] }, { source: 'test', baseDir: dir });
     assert.ok(gateway && bot);
-    // Read from the definition when present: start order is another change, this one must not need it.
-    const withOrder = { ...bot, dependsOn: ['gateway'] };
-    const { files } = systemdUnits({ apps: [gateway, withOrder], settings: null, source: 'test' }, { user: false, version: 252, envDir: dir, path: process.env['PATH'] ?? '', userName: null });
+    const { files } = systemdUnits({ apps: [gateway, bot], settings: null, source: 'test' }, { user: false, version: 252, envDir: dir, path: process.env['PATH'] ?? '', userName: null });
     const unit = files.find((file) => file.name === 'agentpm-bot.service')?.content ?? '';
     assert.ok(unit.split('\n').includes('After=agentpm-gateway.service'));
     assert.ok(unit.split('\n').includes('Wants=agentpm-gateway.service'));

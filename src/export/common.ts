@@ -43,13 +43,9 @@ export function splitEnv(env: Record<string, string>): SplitEnv {
   return split;
 }
 
-/**
- * The apps this one starts after. `dependsOn` is read when the config has it, so an export made by an
- * agentpm without start order (or of a config without it) is simply unordered.
- */
+/** The apps this one starts after (its `dependsOn`). */
 export function dependenciesOf(app: AppDefinition): string[] {
-  const value: unknown = (app as AppDefinition & { dependsOn?: unknown }).dependsOn;
-  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+  return app.dependsOn;
 }
 
 /** Refuses variable names the target would drop or mangle, naming them, rather than exporting an app without them. */
