@@ -149,6 +149,8 @@ export interface AppSpec {
   dependsOn: string[];
   /** Restarted on this schedule; null: never. */
   cronRestart: CronRestart | null;
+  /** How the log relay rotates this app's log files. */
+  logs: LogPolicy;
 }
 
 export interface CronRestart {
@@ -157,6 +159,18 @@ export interface CronRestart {
   /** An IANA time zone such as 'Europe/Berlin'; null: the daemon's local time. */
   timezone: string | null;
 }
+
+/** Rotation of an app's log files by the relay (see logs/relay/). */
+export interface LogPolicy {
+  /** The current file is rotated before a line would take it past this many bytes. */
+  maxSizeBytes: number;
+  /** Rotated files kept (`.1` … `.keep`); older ones are deleted. 0 keeps none. */
+  keep: number;
+  /** Rotated files are gzipped (`.N.gz`), in the background. */
+  compress: boolean;
+}
+
+export type LogStream = 'out' | 'err';
 
 /**
  * A definition as the CLI sends it and `show` returns it: without the environment it starts from, which a
@@ -261,10 +275,33 @@ export interface TreeProcess {
   cmd: string;
 }
 
+export interface LogStreamInfo {
+  path: string;
+  /** Bytes of the current file. */
+  size: number;
+  /** Bytes of the current file and every rotated one. */
+  totalSize: number;
+  /** Rotated files present (`.N` or `.N.gz`). */
+  rotatedFiles: number;
+  /** Lines the relay dropped because the disk was full (since the relay started); null: no relay answered. */
+  dropped: number | null;
+}
+
+export interface AppLogInfo {
+  policy: LogPolicy;
+  /** False when the current instance writes its files directly (the relay could not be used): then they grow unrotated. */
+  rotated: boolean;
+  /** Why the current instance's logs are not rotated, or null. */
+  notRotatedWhy: string | null;
+  out: LogStreamInfo;
+  err: LogStreamInfo;
+}
+
 export interface AppDetail extends AppSummary {
   instance: string | null;
   definition: AppDefinition;
   logs: { out: string; err: string };
+  logFiles: AppLogInfo;
   tree: TreeProcess[];
   /** Recent exits, newest first. */
   exits: ExitRecord[];
@@ -291,6 +328,11 @@ export interface DaemonStatus {
   machine: MachineMemory;
   /** The Prometheus endpoint, when configured (see MetricsSettings); null when off. */
   metrics: MetricsStatus | null;
+  /** The home's log relay, or null with the reason in relayProblem. */
+  relay: RelayStatus | null;
+  relayProblem: string | null;
+  /** Live instances writing their log files directly, unrotated, and why. */
+  unrotated: { app: string; instance: string; why: string }[];
 }
 
 export interface MetricsStatus {
@@ -336,6 +378,8 @@ export const EVENT_TYPES = [
   'notify-failed',
   /** reason 'ready' (watching; data: paths), 'restart' (a file change restarts the app; data: changes, files) or 'error' (data: message). */
   'watch',
+  /** The log relay: reason 'started', 'lost' (it died; a new one is started), 'replaced' (another version), 'unavailable' (logs written directly, unrotated). */
+  'relay',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -468,7 +512,9 @@ export type Request =
   | { id: number; type: 'resurrect' }
   | { id: number; type: 'settings'; settings: Partial<DaemonSettings> }
   | { id: number; type: 'kill' }
-  | { id: number; type: 'daemon-stop' };
+  | { id: number; type: 'daemon-stop' }
+  /** Empties the apps' log files (the current files truncated, rotated files deleted). */
+  | { id: number; type: 'flush'; target: Target };
 
 export type RequestType = Request['type'];
 
@@ -528,7 +574,67 @@ export interface ResultMap {
   settings: DaemonSettings;
   kill: ActionResult;
   'daemon-stop': Record<string, never>;
+  flush: FlushResult;
 }
+
+export interface FlushResult extends ActionResult {
+  /** Who emptied the files: the relay (which owns them), or the daemon when no relay ran. */
+  by: 'relay' | 'daemon';
+}
+
+/**
+ * The log relay's control channel: a 0600 Unix socket in the home (relay.sock), newline-delimited JSON
+ * as the daemon's socket. The daemon sends `hello` first; the relay answers every request `{id, ok,
+ * result | error}`. The relay owns the apps' log files; the daemon tells it which FIFOs to read
+ * (`attach`) and how to rotate each app's files (`policy`).
+ */
+export type RelayRequest =
+  | { id: number; type: 'hello'; version: string }
+  /** Paths of FIFOs in the home's run directory, named as logs/fifo.ts says; the answer comes once they are read. */
+  | { id: number; type: 'attach'; fifos: string[] }
+  /** Every app's policy; apps not named keep theirs. */
+  | { id: number; type: 'policy'; policies: Record<string, LogPolicy> }
+  /** null: every app's files. */
+  | { id: number; type: 'flush'; apps: string[] | null }
+  | { id: number; type: 'status' }
+  /** Another version takes over: write what was read, close everything, exit (the FIFOs stay for the next relay). */
+  | { id: number; type: 'hand-over' }
+  /** The daemon leaves for good (`agentpm kill`): exit as soon as no FIFO is attached. */
+  | { id: number; type: 'retire' };
+
+export interface RelayStreamStatus {
+  app: string;
+  stream: LogStream;
+  /** FIFOs (instances) writing to this stream now. */
+  attached: number;
+  /** Lines dropped on a full disk since the relay started. */
+  dropped: number;
+  path: string;
+}
+
+export interface RelayStatus {
+  pid: number;
+  startTime: number | null;
+  version: string;
+  /** FIFOs read now (two per instance). */
+  fifos: number;
+  /** Apps with at least one FIFO attached. */
+  apps: number;
+  rss: number;
+  streams: RelayStreamStatus[];
+}
+
+export interface RelayResultMap {
+  hello: { version: string; pid: number; startTime: number | null };
+  attach: { attached: number };
+  policy: Record<string, never>;
+  flush: { apps: string[] };
+  status: RelayStatus;
+  'hand-over': Record<string, never>;
+  retire: Record<string, never>;
+}
+
+export type RelayResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
 export type Response =
   | { id: number | null; ok: true; result: unknown }

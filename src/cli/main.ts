@@ -453,6 +453,26 @@ program
   });
 
 program
+  .command('flush')
+  .description("empty an app's log files, or every app's: current files truncated, rotated files deleted")
+  .argument('[app]', 'app name (default: every app)')
+  .action(async (name: string | undefined) => {
+    const client = await connectIfRunning(paths());
+    if (client) {
+      try {
+        const result = await client.request({ type: 'flush', target: name === undefined ? { all: true } : { names: [name] } });
+        print(`flushed the logs of ${result.apps.length} app(s)${result.apps.length > 0 ? `: ${result.apps.join(', ')}` : ''}`);
+      } finally {
+        client.close();
+      }
+      return;
+    }
+    const { flushWithoutDaemon } = await import('./flush.js');
+    const apps = flushWithoutDaemon(paths(), name ?? null);
+    print(`no daemon running; flushed the log files of ${apps.length} app(s)${apps.length > 0 ? `: ${apps.join(', ')}` : ''}`);
+  });
+
+program
   .command('import')
   .description('convert another process manager\'s config: prints the equivalent ecosystem.config.ts')
   .argument('<format>', "'pm2'")
@@ -530,6 +550,9 @@ daemon
         const cost = status.tickCost;
         print(`monitor: tick every ${status.tickMs} ms, costing ${cost.medianMs} ms (median; max ${cost.maxMs}) over ${cost.processes} processes; daemon RSS ${formatBytes(status.rss)}`);
         if (status.metrics) print(`metrics: ${status.metrics.url ?? `not served (${status.metrics.listen}): ${status.metrics.problem}`}`);
+        const relay = status.relay;
+        print(relay ? `log relay: pid ${relay.pid}, ${relay.apps} app(s) attached (${relay.fifos} FIFOs), RSS ${formatBytes(relay.rss)}` : `log relay: none (${status.relayProblem ?? 'unknown'})`);
+        for (const entry of status.unrotated) print(`  ${entry.app} (instance ${entry.instance}): logs not rotated, written directly: ${entry.why}`);
       }
     } finally {
       client.close();

@@ -73,8 +73,7 @@ export function renderDetail(app: AppDetail): string {
     ...kernelCapsLine(definition),
     `  stop         ${definition.stopSignal}, SIGKILL after ${definition.killTimeoutMs} ms`,
     `  restart      ${definition.autorestart ? `backoff ${definition.restartDelayMs}-${definition.maxRestartDelayMs} ms, stable after ${definition.minUptimeMs} ms` : 'off'}${definition.maxRestarts ? `, give up after ${definition.maxRestarts} in ${definition.restartWindowMs} ms` : ''}`,
-    `  logs         ${app.logs.out}`,
-    `               ${app.logs.err}`,
+    ...renderLogFiles(app),
   ];
   if (app.nextStartAt) lines.push(`  next start   ${app.nextStartAt}`);
   if (definition.dependsOn.length > 0) lines.push(`  depends on   ${definition.dependsOn.join(', ')}${app.waitingFor ? ` (waiting for ${app.waitingFor.join(', ')})` : ''}`);
@@ -116,6 +115,36 @@ function kernelCapsLine(definition: AppDetail['definition']): string[] {
     caps.cpu !== null ? `cpu ${String((caps.cpu.quotaUs / caps.cpu.periodUs) * 100)}%` : null,
   ].filter((part) => part !== null);
   return parts.length > 0 ? [`  kernel caps  ${parts.join(', ')} (under a cgroup backend)`] : [];
+}
+
+/** Each stream's file, its size and its rotated files' total, the policy, lines dropped, and why logs are not rotated if they are not. */
+function renderLogFiles(app: AppDetail): string[] {
+  const info = app.logFiles;
+  const { policy } = info;
+  const lines = [`  logs         rotated at ${formatBytes(policy.maxSizeBytes)}, ${policy.keep} kept${policy.compress ? ', gzipped' : ''}`];
+  for (const stream of [info.out, info.err]) {
+    const dropped = stream.dropped ? `, ${stream.dropped} line(s) dropped (disk full)` : '';
+    lines.push(`    ${stream.path}  ${formatBytes(stream.size)}${stream.rotatedFiles > 0 ? ` (${formatBytes(stream.totalSize)} with ${stream.rotatedFiles} rotated)` : ''}${dropped}`);
+  }
+  if (!info.rotated) lines.push(`    not rotated: this instance writes its files directly (${info.notRotatedWhy ?? 'no relay'})`);
+  return lines;
+}
+
+function describeRelayEvent(reason: string | null, data: Record<string, unknown>): string {
+  switch (reason) {
+    case 'started':
+      return `log relay started (pid ${String(data['pid'])})`;
+    case 'connected':
+      return `log relay found running (pid ${String(data['pid'])}), re-adopted`;
+    case 'lost':
+      return `log relay (pid ${String(data['pid'])}) died; starting a new one`;
+    case 'replaced':
+      return `log relay of agentpm ${String(data['version'])} (pid ${String(data['pid'])}) hands over to ${String(data['by'])}`;
+    case 'unavailable':
+      return `log relay unavailable: ${String(data['message'])}; new instances write their logs directly, unrotated`;
+    default:
+      return `log relay: ${String(reason)}`;
+  }
 }
 
 /** After an exit of its own, the tree's other processes were left behind; after a stop, they went with it. */
@@ -242,6 +271,9 @@ export function describeEventParts(event: AgentEvent): EventParts {
     }
     case 'notify-failed':
       text = `alert hook failed (${String(data['hook'])}): ${String(data['message'] ?? event.reason)}`;
+      break;
+    case 'relay':
+      text = describeRelayEvent(event.reason, data);
       break;
     default:
       return unreachable(event.type);

@@ -1,4 +1,4 @@
-import type { AppSpec } from '../protocol.js';
+import type { AppSpec, LogPolicy } from '../protocol.js';
 
 /**
  * Every default in one place (the README's table is generated from the same values by hand: keep them
@@ -25,6 +25,13 @@ export const DEFAULTS = {
   priority: 0,
   guardAction: 'restart',
 } as const;
+
+/** An app's log rotation when its config says nothing (`logs: { maxSize: '10M', keep: 5, compress: false }`). */
+export const DEFAULT_LOG_POLICY: LogPolicy = { maxSizeBytes: 10 * 1024 * 1024, keep: 5, compress: false };
+/** The smallest `logs.maxSize`: below it, rotation would take more time than writing. */
+export const MIN_LOG_MAX_SIZE = 1024;
+/** The most rotated files kept per stream. */
+export const MAX_LOG_KEEP = 1000;
 
 /**
  * The resolved value of every AppSpec field added after the registry's first version, when unset. A
@@ -54,6 +61,8 @@ export const ADDED_SPEC_DEFAULTS = {
   maxCpuPercent: null,
   dependsOn: [],
   cronRestart: null,
+  // Rotation is on by default, for apps saved before it existed too: bounded disk use needs no setup.
+  logs: DEFAULT_LOG_POLICY,
 } satisfies Partial<AppSpec>;
 
 /** The daemon's automatic sweep for orphans. */

@@ -7,10 +7,11 @@ import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, extname, isAbsolute, resolve } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type CronRestart, type DaemonSettings } from '../protocol.js';
+import { LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, type AppDefinition, type CronRestart, type DaemonSettings, type LogPolicy } from '../protocol.js';
 import { resolveGuard, resolveGuardAction, resolveHealth, resolveNotify } from './alerts.js';
 import { splitCommandLine } from './command-line.js';
 import { resolveMetrics } from './metrics.js';
+import { resolveLogs } from './logs.js';
 import { DEFAULT_UNMANAGED_MIN_AGE_MS, DEFAULTS } from './defaults.js';
 import { MAX_COUNT, parseCpu, parseDuration, parseSize } from './units.js';
 import { kernelLimitProblems } from '../cgroup/limits.js';
@@ -65,6 +66,7 @@ export const APP_FIELDS = [
   'oomScoreAdj',
   'dependsOn',
   'cronRestart',
+  'logs',
 ] as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -97,8 +99,10 @@ export function resolveApps(config: unknown, context: ResolveContext): AppDefini
     }
   }
   const specs: AppDefinition[] = [];
+  // The config's top-level `logs` is each app's default; an app's own fields win.
+  const logsDefault = resolveLogs((config as Record_)['logs'], 'logs', (field, message) => problems.push(`${context.source}: field \`${field}\`: ${message}`));
   apps.forEach((app, index) => {
-    const spec = resolveApp(app, index, context, problems);
+    const spec = resolveApp(app, index, { ...context, logsDefault }, problems);
     if (spec) specs.push(spec);
   });
   const uses = new Map<string, number>();
@@ -136,7 +140,7 @@ function dependencyProblems(graph: Graph, source: string): string[] {
   return problems;
 }
 
-function resolveApp(input: unknown, index: number, context: ResolveContext, problems: string[]): AppDefinition | null {
+function resolveApp(input: unknown, index: number, context: ResolveContext & { logsDefault: LogPolicy }, problems: string[]): AppDefinition | null {
   let where = `${context.source}: apps[${index}]`;
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     problems.push(`${where}: expected an object such as { script: 'bot.ts' }`);
@@ -334,6 +338,7 @@ function resolveApp(input: unknown, index: number, context: ResolveContext, prob
     oomScoreAdj: integerIn('oomScoreAdj', -1000, 1000, null),
     dependsOn: resolveDependsOn(app['dependsOn'], typeof name === 'string' ? name : '', problem),
     cronRestart: resolveCronRestart(app['cronRestart'], problem),
+    logs: resolveLogs(app['logs'], 'logs', problem, context.logsDefault),
   };
   for (const item of kernelLimitProblems(spec)) problem(item.field, item.message);
   return problems.length === before ? spec : null;

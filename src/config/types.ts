@@ -100,6 +100,17 @@ export interface AppConfig {
    * in the daemon's local time, or `{ schedule, timezone: 'Europe/Berlin' }`.
    */
   cronRestart?: string | { schedule: string; timezone?: string };
+  /** Rotation of this app's log files (default { maxSize: '10M', keep: 5, compress: false }; a config's top-level `logs` is the default for its apps). */
+  logs?: LogsConfig;
+}
+
+export interface LogsConfig {
+  /** The current file is rotated before it would pass this size (default '10M', at least '1K'). */
+  maxSize?: Size;
+  /** Rotated files kept per stream, 0 to 1000 (default 5). */
+  keep?: number;
+  /** Gzip rotated files (default false). */
+  compress?: boolean;
 }
 
 export type NotifyKind =
@@ -146,4 +157,6 @@ export interface EcosystemConfig {
    * authentication). `false` turns it off; leaving it out keeps what the daemon has.
    */
   metrics?: boolean | string | { listen?: string; allowPublic?: boolean };
+  /** Log rotation for every app of this config that sets no `logs` of its own (fields it sets win). */
+  logs?: LogsConfig;
 }

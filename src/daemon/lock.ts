@@ -27,14 +27,25 @@ export interface DaemonLock {
 
 const KEY_FILE = 'lock.key';
 
+/**
+ * What a lock is for: one daemon per home, and one log relay per home (see logs/relay/). Each role has
+ * its own name, derived the same way from the home and its key.
+ */
+export type LockRole = 'daemon' | 'relay';
+
 export async function acquireDaemonLock(home: string): Promise<DaemonLock> {
+  return acquireHomeLock(home, 'daemon');
+}
+
+export async function acquireHomeLock(home: string, role: LockRole): Promise<DaemonLock> {
   if (process.platform !== 'linux') {
     // Abstract sockets are Linux-only; elsewhere the socket file itself is the (weaker) guard.
     return { release: () => undefined, restoreKeyFile: () => undefined };
   }
   const real = realpathSync(home);
   const key = lockKey(real);
-  const name = `agentpm-${process.getuid?.() ?? 0}-${createHash('sha256').update(`${real}\0${key}`).digest('hex').slice(0, 32)}`;
+  // The daemon's name is what it always was, so that a daemon of an older agentpm still excludes this one.
+  const name = `agentpm-${process.getuid?.() ?? 0}-${createHash('sha256').update(`${real}\0${key}`).digest('hex').slice(0, 32)}${role === 'daemon' ? '' : `-${role}`}`;
   const server: Server = createServer((socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -42,10 +53,10 @@ export async function acquireDaemonLock(home: string): Promise<DaemonLock> {
       const holder = describeHolder(name);
       reject(
         holder === null
-          ? new AgentpmError('daemon-running', `another agentpm daemon already serves ${home}; use \`agentpm daemon status\``)
+          ? new AgentpmError('daemon-running', `another agentpm ${role === 'daemon' ? 'daemon' : 'log relay'} already serves ${home}; use \`agentpm daemon status\``)
           : new AgentpmError(
               'home-unsafe',
-              `the lock of ${home} (abstract socket @${name}) is held by ${holder}, not by an agentpm daemon of yours: another user may be ` +
+              `the lock of ${home} (abstract socket @${name}) is held by ${holder}, not by an agentpm ${role === 'daemon' ? 'daemon' : 'log relay'} of yours: another user may be ` +
                 `keeping agentpm from starting. End that process, or, while no agentpm daemon runs for this home, remove ${join(real, KEY_FILE)} ` +
                 `so that the next daemon locks under a new name.`,
             ),

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     if (exiting) return;
     exiting = true;
     events.emit('daemon', null, null, 'exiting', { pid: process.pid, mode, appsLeftRunning: mode !== 'kill' });
-    supervisor.shutdown();
+    supervisor.shutdown(mode === 'kill');
     metrics.close();
     server.close();
     rmSync(paths.pidFile, { force: true });

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { kernelLimitProblems, MAX_CPU_PERCENT, MIN_CPU_PERCENT, type KernelLimitSpec } from '../cgroup/limits.js';
 import { metricsProblem } from '../config/metrics.js';
 import { MAX_COUNT, MAX_DURATION_MS, MAX_SIZE_BYTES } from '../config/units.js';
+import { MAX_LOG_KEEP, MIN_LOG_MAX_SIZE } from '../config/defaults.js';
 import { GUARD_ACTIONS, LIMIT_ACTIONS, LIST_LIMITS, MEMORY_METRICS, NOTIFY_KINDS, type AppSpec, type CronRestart, type Request } from '../protocol.js';
 import { cronProblem } from '../cron.js';
 
@@ -27,6 +28,12 @@ const notifyHook = z.strictObject({
   webhook: z.string().url().nullable(),
   events: z.array(z.enum(NOTIFY_KINDS)).nullable(),
   timeoutMs: ms.min(1),
+});
+
+export const logPolicySchema = z.strictObject({
+  maxSizeBytes: bytes.min(MIN_LOG_MAX_SIZE),
+  keep: z.number().int().min(0).max(MAX_LOG_KEEP),
+  compress: z.boolean(),
 });
 
 const appSpecShape = z.strictObject({
@@ -78,6 +85,7 @@ const appSpecShape = z.strictObject({
   dependsOn: z.array(appName).max(LIST_LIMITS.dependsOn),
   // The expression itself is checked in checkSpec (croner is loaded only for a spec that has one).
   cronRestart: z.strictObject({ schedule: z.string().min(1).max(200), timezone: z.string().min(1).max(100).nullable() }).nullable(),
+  logs: logPolicySchema,
 });
 
 /** The rules relating two fields, and the ones zod cannot see, the same as a config file's (a hard memory cap below maxMemory...). */
@@ -166,6 +174,7 @@ const requestSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ id, type: z.literal('kill') }),
   z.strictObject({ id, type: z.literal('daemon-stop') }),
+  z.strictObject({ id, type: z.literal('flush'), target }),
 ]);
 
 /** A saved definition read back from disk, validated as strictly as one from the socket. */

@@ -255,6 +255,7 @@ export class ControlServer {
           tickCost: supervisor.tickCost(),
           machine: readMachineMemory(),
           metrics: this.metrics.status(),
+          ...(await supervisor.relayStatus()),
         };
       case 'ls':
         return supervisor.list();
@@ -303,6 +304,8 @@ export class ControlServer {
       case 'daemon-stop':
         setImmediate(() => this.requestExit('daemon-stop'));
         return {};
+      case 'flush':
+        return supervisor.flush(request.target);
       default:
         throw new AgentpmError('bad-request', `unknown request type`);
     }

@@ -1,19 +1,18 @@
 /**
  * Starting one instance of an app: its own session (setsid, so the tree is findable by session id),
- * stdin closed, stdout and stderr appended straight to log files the daemon opens. Nothing is piped
- * through the daemon, so apps keep running and logging when it dies (PM2's node apps died with its
- * daemon, of EPIPE on its pipe). Every process of the tree inherits the AGENTPM_* tags.
+ * stdin closed, stdout and stderr on the descriptors of its log sink (see log-sink.ts: the relay's
+ * FIFOs, or the files). Nothing is piped through the daemon, so apps keep running and logging when it
+ * dies (PM2's node apps died with its daemon, of EPIPE on its pipe). Every process of the tree
+ * inherits the AGENTPM_* tags.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { AgentpmError } from '../errors.js';
-import { appLogPaths } from '../home.js';
 import type { AppSpec } from '../protocol.js';
 import type { ProcessTable } from '../proc/table.js';
-import { openOwnedFiles } from '../safe-files.js';
 
 export interface ExitStatus {
   code: number | null;
@@ -84,10 +83,10 @@ export function instanceEnv(spec: AppSpec, home: string, instanceId: string): Re
   return env;
 }
 
-export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable, id: string): Promise<SpawnedInstance> {
+/** `output`: the instance's stdout and stderr; the caller closes its own copies after the spawn. */
+export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable, id: string, output: { out: number; err: number }): Promise<SpawnedInstance> {
   const { file, args } = commandFor(spec);
-  const logs = appLogPaths(home, spec.name);
-  const [out, err] = openOwnedFiles([logs.out, logs.err], 'append') as [number, number];
+  const { out, err } = output;
   let child: ChildProcess;
   try {
     child = spawn(file, args, {
@@ -98,9 +97,6 @@ export async function spawnInstance(spec: AppSpec, home: string, table: ProcessT
     });
   } catch (error) {
     throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: ${(error as Error).message}`);
-  } finally {
-    closeSync(out);
-    closeSync(err);
   }
   const exited = new Promise<ExitStatus>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));

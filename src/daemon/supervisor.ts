@@ -8,13 +8,20 @@ import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
 import { maskCommand, maskDefinition, maskText } from '../secrets.js';
 import { appLogPaths, type HomePaths } from '../home.js';
+import { streamSizes, truncateStreamFiles } from '../logs/maintenance.js';
+import { RelayLink } from './relay-link.js';
+import { openLogSink } from './log-sink.js';
 import type {
   AgentEvent,
   AppDetail,
+  AppLogInfo,
   AppSpec,
   AppSummary,
   DaemonSettings,
   EventType,
+  FlushResult,
+  LogStream,
+  RelayStatus,
   IfRunning,
   NotifyTestResult,
   ReapOptions,
@@ -88,6 +95,10 @@ export class Supervisor implements AppHost {
   private readonly health: HealthChecks;
   private readonly schedules = new RestartSchedules((name, message) => this.log(this.apps.get(name) ?? null, message));
   private guardPhase: GuardPhase = 'watching';
+  /** The home's log relay: it owns the apps' log files. */
+  readonly relay: RelayLink;
+  /** Instances whose logs are written directly (no relay), and why: `show` says so. */
+  private readonly unrotated = new Map<string, { instance: string; why: string }>();
 
   constructor(private readonly options: SupervisorOptions) {
     this.paths = options.paths;
@@ -106,6 +117,13 @@ export class Supervisor implements AppHost {
       { rate: parseNotifyRate(process.env['AGENTPM_NOTIFY_RATE']) },
     );
     this.health = new HealthChecks(this, options.paths.home);
+    this.relay = new RelayLink({
+      home: options.paths.home,
+      daemonLog: options.paths.daemonLog,
+      event: (reason, data) => this.events.emit('relay', null, null, reason, data),
+      log: (message) => this.log(null, message),
+      policies: () => Object.fromEntries([...this.apps.values()].map((app) => [app.name, app.spec.logs])),
+    });
     this.sweeper = new OrphanSweeper({
       table: this.table,
       events: this.events,
@@ -126,6 +144,8 @@ export class Supervisor implements AppHost {
    */
   async restore(registry: RegistryFile): Promise<void> {
     this.settings = { ...this.settings, ...registry.settings };
+    // Found (or started) before anything spawns; a relay of another version hands over now.
+    const relay = this.relay.ensure();
     const revive: App[] = [];
     const resume: { app: App; previous: PersistedInstance }[] = [];
     const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
@@ -179,6 +199,7 @@ export class Supervisor implements AppHost {
       else revive.push(app);
     }
     this.persistEnabled = true;
+    await relay;
     // Before anything starts: what is left of instances that are not live now (an intended spawn whose
     // root already died, a tree the registry never recorded) is ended like any orphan.
     await this.sweeper.sweepNow();
@@ -211,8 +232,13 @@ export class Supervisor implements AppHost {
     this.sweeper.every(this.settings.reapIntervalMs);
   }
 
-  /** Stops timers and writes the registry; the apps' processes keep running for the next daemon. */
-  shutdown(): void {
+  /**
+   * Stops timers and writes the registry; the apps' processes keep running for the next daemon, and so
+   * does the relay, unless `retireRelay` (`agentpm kill`): it then exits once the stopped apps' FIFOs are drained.
+   */
+  shutdown(retireRelay = false): void {
+    if (retireRelay) this.relay.retire();
+    this.relay.close();
     if (this.ticker) clearInterval(this.ticker);
     this.sweeper.close();
     for (const app of this.apps.values()) app.dispose();
@@ -437,7 +463,7 @@ export class Supervisor implements AppHost {
     return [...this.apps.values()].map((app) => this.summary(app));
   }
 
-  show(name: string): AppDetail {
+  async show(name: string): Promise<AppDetail> {
     this.refreshIfStale();
     const [app] = this.resolve({ names: [name] });
     if (!app) throw new AgentpmError('unknown-app', `no app named ${name}`);
@@ -456,10 +482,51 @@ export class Supervisor implements AppHost {
       instance: app.instance?.id ?? null,
       definition: maskDefinition(spec),
       logs: appLogPaths(this.paths.home, app.name),
+      logFiles: await this.logInfo(app),
       tree,
       exits: app.exits,
       nextScheduledRestart: isoOrNull(this.schedules.nextRun(app.name)),
     };
+  }
+
+  /** Each stream's files and sizes, the policy, and whether the current instance's logs go through the relay. */
+  private async logInfo(app: App): Promise<AppLogInfo> {
+    const status = await this.relay.status();
+    const paths = appLogPaths(this.paths.home, app.name);
+    const unrotated = this.unrotated.get(app.name);
+    const notRotatedWhy = unrotated && unrotated.instance === app.instance?.id ? unrotated.why : null;
+    const stream = (name: LogStream) => ({
+      path: paths[name],
+      ...streamSizes(paths[name]),
+      dropped: status ? (status.streams.find((entry) => entry.app === app.name && entry.stream === name)?.dropped ?? 0) : null,
+    });
+    return { policy: app.spec.logs, rotated: notRotatedWhy === null, notRotatedWhy, out: stream('out'), err: stream('err') };
+  }
+
+  /** The relay for `daemon status`, or why there is none. */
+  async relayStatus(): Promise<{ relay: RelayStatus | null; relayProblem: string | null; unrotated: { app: string; instance: string; why: string }[] }> {
+    const relay = await this.relay.status();
+    const unrotated = [...this.unrotated.entries()]
+      .filter(([name, entry]) => this.apps.get(name)?.instance?.id === entry.instance)
+      .map(([app, entry]) => ({ app, ...entry }));
+    return { relay, relayProblem: relay ? null : (this.relay.problem ?? 'no log relay is connected'), unrotated };
+  }
+
+  /** `agentpm flush`: by the relay, which owns the files; by the daemon itself when there is none. */
+  async flush(target: Target): Promise<FlushResult> {
+    const names = this.resolve(target).map((app) => app.name);
+    try {
+      await this.relay.request({ type: 'flush', apps: names });
+      return { apps: names, by: 'relay' };
+    } catch (error) {
+      this.log(null, `flush without the relay (${(error as Error).message})`);
+    }
+    for (const name of names) {
+      const paths = appLogPaths(this.paths.home, name);
+      truncateStreamFiles(paths.out);
+      truncateStreamFiles(paths.err);
+    }
+    return { apps: names, by: 'daemon' };
   }
 
   /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
@@ -489,7 +556,18 @@ export class Supervisor implements AppHost {
   // ---- AppHost ----
 
   async spawn(spec: AppSpec, instanceId: string): Promise<Instance> {
-    const spawned = await spawnInstance(spec, this.paths.home, this.table, instanceId);
+    const sink = await openLogSink(this.relay, this.paths.home, spec.name, instanceId, spec.logs);
+    let spawned;
+    try {
+      spawned = await spawnInstance(spec, this.paths.home, this.table, instanceId, sink);
+    } finally {
+      sink.release();
+    }
+    if (sink.notRotatedWhy === null) this.unrotated.delete(spec.name);
+    else {
+      this.unrotated.set(spec.name, { instance: instanceId, why: sink.notRotatedWhy });
+      this.log(null, `${spec.name}: instance ${instanceId} writes its logs directly, unrotated: ${sink.notRotatedWhy}`);
+    }
     const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: spawned.startTime };
     // The exit is reported right after the root was reaped: until then its pid was not free for reuse,
     // so its session is ours up to now.

@@ -19,6 +19,8 @@ import { createProcessTable, isAlive, type ProcInfo, type ProcSnapshot, type Pro
 
 /** The daemon's entry point on its command line (dist/daemon/main.js; main.ts when run from source). */
 const DAEMON_MAIN = /(?:^|[/\s])daemon\/main\.[cm]?[jt]s(?:\s|$)/;
+/** The log relay's entry point (dist/logs/relay/main.js). */
+const RELAY_MAIN = /(?:^|[/\s])logs\/relay\/main\.[cm]?[jt]s(?:\s|$)/;
 
 export interface ReapGuard {
   /** Never listed, never signalled. */
@@ -82,6 +84,18 @@ export function isAgentpmDaemon(proc: ProcInfo, table: ProcessTable, fresh = fal
   if (tags?.instance) return false;
   if (!tags?.home && !/node/i.test(proc.comm)) return false;
   return DAEMON_MAIN.test(table.cmdline(proc, fresh));
+}
+
+/**
+ * A log relay of any home (logs/relay/), by its command line, as a daemon is recognised: agentpm's own,
+ * never an orphan and never signalled by a reap, whatever its parent (it outlives the daemon that
+ * started it, reparented to init) and whatever a --match pattern says.
+ */
+export function isAgentpmRelay(proc: ProcInfo, table: ProcessTable, fresh = false): boolean {
+  const tags = table.tags(proc, fresh);
+  if (tags?.instance) return false;
+  if (!tags?.home && !/node/i.test(proc.comm)) return false;
+  return RELAY_MAIN.test(table.cmdline(proc, fresh));
 }
 
 type DaemonState = { state: 'live'; pid: number | null } | { state: 'none' } | { state: 'unknown'; why: string };
@@ -149,6 +163,7 @@ export function guardReap(snapshot: ProcSnapshot, table: ProcessTable, options: 
     if (!isAlive(proc)) continue;
     const home = table.tags(proc)?.home;
     if (home) homesSeen.add(home);
+    if (isAgentpmRelay(proc, table)) protectedPids.add(proc.pid);
     if (!isAgentpmDaemon(proc, table)) continue;
     protectedPids.add(proc.pid);
     if (home && isAbsolute(home)) daemonHomes.add(resolve(home));
@@ -179,7 +194,7 @@ export function guardReap(snapshot: ProcSnapshot, table: ProcessTable, options: 
     protectedPids,
     homeAllowed,
     allows: (proc, fresh = true) => {
-      if (protectedPids.has(proc.pid) || isAgentpmDaemon(proc, table, fresh)) return false;
+      if (protectedPids.has(proc.pid) || isAgentpmDaemon(proc, table, fresh) || isAgentpmRelay(proc, table, fresh)) return false;
       const home = table.tags(proc, fresh)?.home;
       return !home || homeAllowed(home);
     },

@@ -114,6 +114,11 @@ export class Rig {
     return byApp;
   }
 
+  /** The log relay's pid, if one runs for this home. */
+  relayPid(): number | undefined {
+    return liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === this.home && proc.cmd.includes('dist/logs/relay/main.js'))[0]?.pid;
+  }
+
   /** The daemon's pid, if one runs for this home. */
   daemonPid(): number | undefined {
     return liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === this.home && proc.cmd.includes('dist/daemon/main.js'))[0]?.pid;
@@ -129,6 +134,9 @@ export class Rig {
     try {
       await this.cli(['kill'], { timeoutMs: 60_000 });
       await waitFor(() => this.daemonPid() === undefined, 'the daemon to exit', 5000).catch(() => undefined);
+      // After `kill` the relay exits by itself once the stopped apps' FIFOs are drained; whatever is
+      // left of it (a test that killed the daemon) is ended below by pid, as every process of this home.
+      await waitFor(() => this.relayPid() === undefined, 'the log relay to exit', 3000).catch(() => undefined);
       leaked = this.tagged().map((proc) => `${proc.pid} ${proc.cmd}`);
     } finally {
       for (let round = 0; round < 50; round += 1) {
