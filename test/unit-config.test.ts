@@ -88,6 +88,7 @@ describe('resolveApps: accepted configs', () => {
       oomScoreAdj: null,
       dependsOn: [],
       cronRestart: null,
+      logs: { maxSizeBytes: 10 * 1024 * 1024, keep: 5, compress: false },
     } satisfies AppDefinition);
   });
 

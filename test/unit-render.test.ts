@@ -48,6 +48,7 @@ const SAMPLES: Record<EventType, { event: AgentEvent; facts: string[] }> = {
     facts: ['memory pressure', '300 MB available', 'PSI some avg10 42', 'restart bot'],
   },
   'notify-failed': { event: event('notify-failed', 'timeout', { hook: 'webhook http://127.0.0.1:9/x', message: 'timed out after 10000 ms' }), facts: ['alert hook failed', 'timed out'] },
+  relay: { event: event('relay', 'lost', { pid: 4343 }), facts: ['log relay', 'pid 4343', 'died', 'new one'] },
   watch: { event: event('watch', 'restart', { changes: 7, files: ['src/a.ts', 'src/b.ts'] }), facts: ['file change', 'restarting', '7 changes', 'src/a.ts, src/b.ts, …'] },
 };
 
@@ -288,9 +289,17 @@ describe('renderDetail', () => {
       oomScoreAdj: null,
       dependsOn: [],
       cronRestart: null,
+      logs: { maxSizeBytes: 10 * MB, keep: 5, compress: false },
     },
     nextScheduledRestart: null,
     logs: { out: '/logs/bot.out.log', err: '/logs/bot.err.log' },
+    logFiles: {
+      policy: { maxSizeBytes: 10 * MB, keep: 5, compress: false },
+      rotated: true,
+      notRotatedWhy: null,
+      out: { path: '/logs/bot.out.log', size: 2 * MB, totalSize: 12 * MB, rotatedFiles: 2, dropped: 0 },
+      err: { path: '/logs/bot.err.log', size: 1024, totalSize: 1024, rotatedFiles: 0, dropped: 17 },
+    },
     tree: [
       { pid: 1234, ppid: 1, rss: 40 * MB, cpu: 5, cmd: 'node /srv/bot.js' },
       { pid: 1300, ppid: 1234, rss: 500 * MB, cpu: 80, cmd: 'chromium --headless' },
@@ -319,6 +328,16 @@ describe('renderDetail', () => {
     assert.ok(capped.includes('kernel caps  500 tasks, cpu 150% (under a cgroup backend)'), capped);
     const free = plain(renderDetail({ ...detail, definition: { ...detail.definition, maxMemoryBytes: null, maxChildren: null } }));
     assert.ok(!free.includes('kernel caps'), free);
+  });
+
+  test('shows each log file with its size, the rotated total, the policy and the lines dropped', () => {
+    const text = plain(renderDetail(detail));
+    assert.ok(text.includes('logs         rotated at 10.0 MB, 5 kept'), text);
+    assert.ok(text.includes('/logs/bot.out.log  2.0 MB (12.0 MB with 2 rotated)'), text);
+    assert.ok(text.includes('/logs/bot.err.log  1.0 KB, 17 line(s) dropped (disk full)'), text);
+    assert.ok(!text.includes('not rotated'), text);
+    const direct = plain(renderDetail({ ...detail, logFiles: { ...detail.logFiles, rotated: false, notRotatedWhy: 'mkfifo not found on PATH' } }));
+    assert.ok(direct.includes('not rotated: this instance writes its files directly (mkfifo not found on PATH)'), direct);
   });
 
   test('after an exit of its own, what the tree left behind reads as left behind', () => {

@@ -106,7 +106,7 @@ test('maskDefinition: every field that can carry a credential', () => {
     memoryMetric: 'rss', memoryBreachTicks: 1, childrenBreachTicks: 1, onLimit: 'restart', reap: true, watch: null, ignoreWatch: [], watchDelayMs: 1,
     notify: [{ command: `curl https://api.telegram.org/bot${TELEGRAM}/sendMessage`, webhook: 'https://ops.example.com/hooks/t0k3n?key=k', events: null, timeoutMs: 1 }],
     health: { http: 'http://admin:hunter2@127.0.0.1:3000/health', command: 'check --password pw-h3alth', intervalMs: 1, timeoutMs: 1, retries: 1, startPeriodMs: 1 },
-    hangTimeoutMs: null, priority: 0, guardAction: 'restart', oomScoreAdj: null, dependsOn: [], cronRestart: null,
+    hangTimeoutMs: null, priority: 0, guardAction: 'restart', oomScoreAdj: null, dependsOn: [], cronRestart: null, logs: { maxSizeBytes: 1024, keep: 1, compress: false },
   };
   const shown = JSON.stringify(maskDefinition(definition));
   for (const secret of ['abc', '=s"', 'hunter2', TELEGRAM, 't0k3n', 'key=k', '"x"', 'pw-h3alth']) assert.ok(!shown.includes(secret), `${secret} leaked: ${shown}`);

@@ -54,6 +54,9 @@ const STATUS: DaemonStatus = {
   tickCost: { samples: 10, medianMs: 4, maxMs: 9, processes: 300 },
   machine: { totalBytes: 16 * 1024 * MB, availableBytes: 12 * 1024 * MB, pressureSomeAvg10: 0.25 },
   metrics: null,
+  relay: null,
+  relayProblem: null,
+  unrotated: [],
 };
 
 function detail(summary: AppSummary, tree: TreeProcess[]): AppDetail {
@@ -64,6 +67,13 @@ function detail(summary: AppSummary, tree: TreeProcess[]): AppDetail {
     nextScheduledRestart: null,
     definition: {} as AppDetail['definition'],
     logs: { out: '/nonexistent/out.log', err: '/nonexistent/err.log' },
+    logFiles: {
+      policy: { maxSizeBytes: 10 * MB, keep: 5, compress: false },
+      rotated: true,
+      notRotatedWhy: null,
+      out: { path: '/nonexistent/out.log', size: 0, totalSize: 0, rotatedFiles: 0, dropped: 0 },
+      err: { path: '/nonexistent/err.log', size: 0, totalSize: 0, rotatedFiles: 0, dropped: 0 },
+    },
     tree,
     exits: [],
   };
