@@ -106,7 +106,7 @@ test('the bundled example starts from its TypeScript config, with each interpret
   await waitFor(async () => ((await rig.ok(['logs', 'py'])).includes('from python 3') ? true : undefined), 'python output');
 });
 
-test('every process carries its tags; stdin is closed; output goes straight to the log files', async (t) => {
+test("every process carries its tags; stdin is closed; output goes through the instance's FIFOs to stamped log files", async (t) => {
   const rig = await Rig.create();
   t.after(() => rig.dispose());
   const script = join(rig.home, 'talker.mjs');
@@ -121,10 +121,12 @@ test('every process carries its tags; stdin is closed; output goes straight to t
   assert.equal(root?.env.get('AGENTPM_HOME'), rig.home);
   assert.match(root?.env.get('AGENTPM_INSTANCE') ?? '', /^[0-9a-f]{12}$/);
   assert.equal(readlinkSync(`/proc/${app.pid}/fd/0`), '/dev/null');
-  assert.equal(readlinkSync(`/proc/${app.pid}/fd/1`), join(rig.home, 'logs', 'talker.out.log'));
-  assert.equal(readlinkSync(`/proc/${app.pid}/fd/2`), join(rig.home, 'logs', 'talker.err.log'));
+  const instance = root?.env.get('AGENTPM_INSTANCE') ?? '';
+  assert.equal(readlinkSync(`/proc/${app.pid}/fd/1`), join(rig.home, 'run', `talker.${instance}.out.fifo`));
+  assert.equal(readlinkSync(`/proc/${app.pid}/fd/2`), join(rig.home, 'run', `talker.${instance}.err.fifo`));
 
   await waitFor(() => readFileSync(join(rig.home, 'logs', 'talker.out.log'), 'utf8').includes('out line 2'), 'the output');
+  assert.match(readFileSync(join(rig.home, 'logs', 'talker.out.log'), 'utf8'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z out line 1\n/);
   assert.equal(await rig.ok(['logs', 'talker', '--out', '--lines', '1']), 'out line 2\n');
   assert.equal(await rig.ok(['logs', 'talker', '--err']), 'err line 1\n');
   // Written without the log relay, the lines carry no stamp: each stream in its own order, out first.
