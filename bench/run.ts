@@ -941,6 +941,44 @@ async function containment(ctx: Ctx): Promise<Row[]> {
   ];
 }
 
+// ----------------------------------------------------------------------------------- log relay
+
+/** Lines per second each app writes (half on stdout, half on stderr), and bytes of text per line. */
+const RELAY_RATE = 5000;
+const RELAY_LINE_PAD = 80;
+
+/**
+ * 11. What the log relay costs: its CPU (% of one core) and RSS while 1 and then 10 apps each write
+ * RELAY_RATE lines/s (~100-byte lines, out and err), rotating at the default 10 MB.
+ */
+async function logRelay(ctx: Ctx): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const apps of [1, 10]) {
+    const names = Array.from({ length: apps }, (_, i) => `relay-${i}`);
+    const config = join(ctx.home, 'relay.config.json');
+    const args = [String(RELAY_RATE * 3600), String(RELAY_RATE / 2), String(RELAY_LINE_PAD)];
+    writeFileSync(config, JSON.stringify({ apps: names.map((name) => ({ name, script: join(FIXTURES, 'numbered.mjs'), args })) }));
+    const started = cli(ctx, ['start', config], 60_000);
+    if (started.code !== 0) throw new Error(`agentpm start exited ${started.code}: ${started.stderr}`);
+    await waitFor(`${apps} writers online`, () => ls(ctx).filter((app) => app.status === 'online').length === apps, 30_000, 250);
+    await sleep(3000); // into the steady state
+    const relay = (JSON.parse(cli(ctx, ['daemon', 'status', '--json']).stdout) as { relay: { pid: number } | null }).relay;
+    if (!relay) throw new Error('no log relay runs');
+    const before = readdirSync(join(ctx.home, 'logs')).length;
+    const cpu = await cpuPercent(relay.pid);
+    const rss = vmRssBytes(relay.pid);
+    console.error(`  relay with ${apps} app(s) x ${RELAY_RATE} lines/s: CPU ${cpu.toFixed(1)} %, RSS ${mib(rss)} (${before} log files)`);
+    cli(ctx, ['delete', 'all'], 60_000);
+    rows.push({
+      case: `11. log relay, ${apps} app${apps > 1 ? 's' : ''} x ${RELAY_RATE} lines/s (${RELAY_LINE_PAD + 20}-byte lines, out + err)`,
+      agentpm: `CPU ${cpu.toFixed(1)} % of a core, RSS ${mib(rss)}`,
+      pm2: '-',
+      goal: `what stamping, splitting and rotating every line costs; relay CPU over ${CPU_WINDOW_MS / 1000} s, RSS after`,
+    });
+  }
+  return rows;
+}
+
 // ------------------------------------------------------------------------------- abusive clients
 
 const PIPELINED = 2000;
@@ -1115,9 +1153,9 @@ async function restartAllWait(ctx: Ctx): Promise<Row[]> {
   ];
 }
 
-const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients, containment, configStart, restartAllWait];
+const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients, containment, configStart, restartAllWait, logRelay];
 /** Cases that measure agentpm alone: with only these selected, PM2 is not started. */
-const AGENTPM_ONLY = new Set<Case>([abusiveClients, containment, configStart, restartAllWait]);
+const AGENTPM_ONLY = new Set<Case>([abusiveClients, containment, configStart, restartAllWait, logRelay]);
 
 // ------------------------------------------------------------------------------------------ main
 

@@ -4,8 +4,8 @@
  * flush, compression.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -251,4 +251,47 @@ test('compress: rotated files are gzipped in the background, and every line is s
   assert.ok(rotatedCount(rig.home, 'gz', 'out') >= 5);
   for (const stream of ['out', 'err'] as const) assertExactlyOnce(numbers(streamLines(rig.home, 'gz', stream), stream), count, stream);
   assert.equal((await rig.show('gz')).logFiles.policy.compress, true, "the config's top-level logs is the app's default");
+});
+
+test('a relay of another version hands over to the new one: it writes what it read and exits, and no line is lost or doubled', async (t) => {
+  const rig = await Rig.create();
+  const old = mkdtempSync(join(tmpdir(), 'agentpm-test-oldrelay-'));
+  t.after(async () => {
+    await rig.dispose();
+    rmSync(old, { recursive: true, force: true });
+  });
+  // "Another version": this build, copied beside a package.json that says 0.0.0-old.
+  const root = join(FIXTURES, '..', '..');
+  execFileSync('cp', ['-r', join(root, 'dist'), join(old, 'dist')]);
+  symlinkSync(join(root, 'node_modules'), join(old, 'node_modules'));
+  writeFileSync(join(old, 'package.json'), JSON.stringify({ name: 'agentpm', version: '0.0.0-old', type: 'module' }));
+
+  const { bash } = tickers(rig);
+  await rig.ok(['start', bash, '--name', 'steady']);
+  await waitFor(() => ticks(rig, 'steady').length > 20, 'the first ticks');
+  const { pid } = await rig.app('steady');
+  // The daemon leaves; its relay is stopped as an upgrade would stop it (SIGTERM: the FIFOs stay).
+  await rig.ok(['daemon', 'stop']);
+  const first = rig.relayPid() ?? 0;
+  process.kill(first, 'SIGTERM');
+  await waitFor(() => rig.relayPid() === undefined, 'the first relay to exit');
+  const oldRelay = spawn(process.execPath, [join(old, 'dist', 'logs', 'relay', 'main.js')], { env: rig.env, detached: true, stdio: 'ignore' });
+  rig.ownPids.add(oldRelay.pid ?? 0);
+  const atOld = ticks(rig, 'steady').length;
+  await waitFor(() => ticks(rig, 'steady').length > atOld + 30, 'the old relay to re-attach the FIFOs and write');
+
+  await rig.app('steady'); // a new daemon: finds the old relay, which hands over
+  const replacement = await waitFor(() => {
+    const relay = rig.relayPid();
+    return relay !== undefined && relay !== oldRelay.pid ? relay : undefined;
+  }, 'the new relay');
+  assert.equal(oldRelay.exitCode ?? (await new Promise((resolve) => oldRelay.once('exit', resolve))), 0, 'the old relay exited by itself');
+  const atNew = ticks(rig, 'steady').length;
+  await waitFor(() => ticks(rig, 'steady').length > atNew + 30, 'the new relay to write');
+  assert.ok((await relayEvents(rig)).includes('replaced'));
+  const status = JSON.parse(await rig.ok(['daemon', 'status', '--json'])) as DaemonStatus;
+  assert.equal(status.relay?.pid, replacement);
+  assert.equal(status.relay?.version, status.version);
+  assert.equal((await rig.app('steady')).pid, pid, 'the app ran on untouched');
+  assertContiguous(ticks(rig, 'steady'), 'steady');
 });
