@@ -144,8 +144,9 @@ export class Supervisor implements AppHost {
    */
   async restore(registry: RegistryFile): Promise<void> {
     this.settings = { ...this.settings, ...registry.settings };
-    // Found (or started) before anything spawns; a relay of another version hands over now.
-    const relay = this.relay.ensure();
+    // Found (or started) at once, in parallel with re-adoption; a relay of another version hands over
+    // now. Every spawn waits for it (see log-sink.ts).
+    void this.relay.ensure();
     const revive: App[] = [];
     const resume: { app: App; previous: PersistedInstance }[] = [];
     const sameBoot = registry.bootId === null || registry.bootId === this.table.bootId;
@@ -199,7 +200,6 @@ export class Supervisor implements AppHost {
       else revive.push(app);
     }
     this.persistEnabled = true;
-    await relay;
     // Before anything starts: what is left of instances that are not live now (an intended spawn whose
     // root already died, a tree the registry never recorded) is ended like any orphan.
     await this.sweeper.sweepNow();

@@ -50,6 +50,7 @@ export class LogFile {
   /** Appends whole lines (each stamped and ending in a newline), rotating between lines as needed. */
   write(lines: readonly Buffer[]): void {
     const { maxSizeBytes } = this.host.policy();
+    this.open(); // the size of a file already there (a relay taking over) counts from the first line
     let batch: Buffer[] = [];
     let bytes = 0;
     let marker = false;
@@ -60,7 +61,7 @@ export class LogFile {
       marker = true;
     }
     for (const line of lines) {
-      if (this.size + bytes > 0 && this.size + bytes + line.length > maxSizeBytes && this.mustRotate(bytes + line.length, maxSizeBytes)) {
+      if (this.size + bytes > 0 && this.size + bytes + line.length > maxSizeBytes && this.mustRotate(bytes, line.length, maxSizeBytes)) {
         this.append(batch, bytes, marker);
         batch = [];
         bytes = 0;
@@ -93,14 +94,15 @@ export class LogFile {
   }
 
   /** The size counted can be ahead of the file's after someone truncated it (a flush by a CLI without a daemon): ask the file once. */
-  private mustRotate(adding: number, maxSizeBytes: number): boolean {
-    if (this.fd === null) return true;
-    try {
-      this.size = fstatSync(this.fd).size;
-    } catch {
-      // keep the count
+  private mustRotate(pending: number, line: number, maxSizeBytes: number): boolean {
+    if (this.fd !== null) {
+      try {
+        this.size = fstatSync(this.fd).size;
+      } catch {
+        // keep the count
+      }
     }
-    return this.size > 0 && this.size + adding > maxSizeBytes;
+    return this.size + pending > 0 && this.size + pending + line > maxSizeBytes;
   }
 
   private open(): number | null {

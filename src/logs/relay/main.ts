@@ -73,6 +73,9 @@ async function main(): Promise<void> {
           connection.daemon = true;
           daemons.add(connection);
           retiring = false;
+          // A daemon that died between putting a FIFO in place and asking for it left it unread.
+          const found = relay.attachAll();
+          if (found > 0) log(`attached ${found} FIFO(s) found in the run directory`);
           return { version: VERSION, pid: process.pid, startTime } satisfies RelayResultMap['hello'];
         }
         case 'attach': {

@@ -3,8 +3,8 @@
  * of the app's instances), each app's rotation policy, and one clock that stamps every line it writes,
  * so that stamps are strictly increasing across all apps and streams.
  */
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { DEFAULT_LOG_POLICY } from '../../config/defaults.js';
 import { appLogPaths, homePaths } from '../../home.js';
 import type { LogPolicy, LogStream, RelayStatus, RelayStreamStatus } from '../../protocol.js';
@@ -47,12 +47,16 @@ export class Relay implements FifoSourceHost {
   /** Attaches a FIFO by path; one already read is not attached twice. */
   attach(path: string): void {
     if (this.sources.has(path)) return;
-    const name = parseFifoName(path.slice(path.lastIndexOf('/') + 1));
-    if (!name) throw new Error(`${path} is not named as an agentpm FIFO (<app>.<instance>.<out|err>.fifo)`);
+    const name = parseFifoName(basename(path));
+    if (!name || dirname(path) !== runDir(this.home)) throw new Error(`${path} is not an agentpm FIFO (${runDir(this.home)}/<app>.<instance>.<out|err>.fifo)`);
     this.sources.set(path, FifoSource.open(path, name, this));
   }
 
-  /** Re-adopts every FIFO of the run directory: how a relay that starts fresh takes over from one that died. */
+  /**
+   * Re-adopts every FIFO of the run directory not read yet: how a relay that starts fresh takes over
+   * from one that died, and (at each daemon's hello) how a FIFO whose attach never came (its daemon died
+   * between the spawn and the request) is read after all.
+   */
   attachAll(): number {
     let entries: string[];
     try {
@@ -62,7 +66,8 @@ export class Relay implements FifoSourceHost {
     }
     let attached = 0;
     for (const entry of entries) {
-      if (!parseFifoName(entry)) continue;
+      if (entry.startsWith('.new-')) this.removeAbandoned(join(runDir(this.home), entry));
+      if (!parseFifoName(entry) || this.sources.has(join(runDir(this.home), entry))) continue;
       try {
         this.attach(join(runDir(this.home), entry));
         attached += 1;
@@ -162,6 +167,16 @@ export class Relay implements FifoSourceHost {
       }
     } catch {
       // none saved yet: defaults until the daemon sends them
+    }
+  }
+
+  /** A FIFO still under its temp name a minute on: its daemon died before it was put in place. */
+  private removeAbandoned(path: string): void {
+    try {
+      const info = lstatSync(path);
+      if (info.isFIFO() && Date.now() - info.mtimeMs > 60_000) rmSync(path, { force: true });
+    } catch {
+      // gone meanwhile
     }
   }
 
