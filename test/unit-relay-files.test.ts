@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import type { LogPolicy } from '../src/protocol.js';
 import { FifoSource, MAX_PARTIAL_BYTES } from '../src/logs/relay/fifo-source.js';
 import { LogFile } from '../src/logs/relay/log-file.js';
+import { parseRelayRequest } from '../src/logs/relay/control.js';
 import { waitFor } from './helpers/rig.js';
 
 function scratch(t: { after(fn: () => void): void }): string {
@@ -78,4 +79,27 @@ test('a FIFO source holds a line until its newline, writes it after a quiet time
   writeSync(writer, 'y'.repeat(MAX_PARTIAL_BYTES - 40_000 + 10));
   await waitFor(() => got.length === 4, 'the cut line');
   assert.equal(got[3]?.length, MAX_PARTIAL_BYTES + 3);
+});
+
+test('the relay refuses a malformed control request with the reason, and accepts the real ones', () => {
+  const refused = (value: unknown): string => {
+    const parsed = parseRelayRequest(value);
+    assert.equal(parsed.ok, false, JSON.stringify(value));
+    return parsed.ok ? '' : parsed.message;
+  };
+  assert.match(refused({ id: 1, type: 'bogus' }), /unknown type "bogus"/);
+  assert.match(refused({ type: 'status' }), /id must be an integer/);
+  assert.match(refused({ id: 1, type: 'status', extra: 1 }), /unknown field extra/);
+  assert.match(refused({ id: 1, type: 'flush', apps: ['../etc'] }), /apps must be null or a list of app names/);
+  assert.match(refused({ id: 1, type: 'policy', policies: { bot: { maxSizeBytes: 10, keep: 1, compress: false } } }), /bad policy for "bot"/);
+  assert.match(refused({ id: 1, type: 'attach' }), /attach needs fifos/);
+  for (const request of [
+    { id: 1, type: 'hello', version: '0.1.0' },
+    { id: 2, type: 'attach', fifos: ['/home/run/bot.abc.out.fifo'] },
+    { id: 3, type: 'policy', policies: { bot: { maxSizeBytes: 1024, keep: 0, compress: true } } },
+    { id: 4, type: 'flush', apps: null },
+    { id: 5, type: 'hand-over' },
+  ]) {
+    assert.equal(parseRelayRequest(request).ok, true, JSON.stringify(request));
+  }
 });

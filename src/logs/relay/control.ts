@@ -5,22 +5,74 @@
  */
 import { chmodSync, lstatSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { z } from 'zod';
+import type { LogPolicy, RelayRequest, RelayResponse } from '../../protocol.js';
+import { MAX_LOG_KEEP, MIN_LOG_MAX_SIZE } from '../../config/defaults.js';
+import { MAX_SIZE_BYTES } from '../../config/units.js';
 import { encodeFrame, LineDecoder } from '../../framing.js';
-import type { RelayRequest, RelayResponse } from '../../protocol.js';
-import { logPolicySchema } from '../../daemon/requests.js';
 
-const appName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
-const id = z.number().int();
-const requestSchema = z.discriminatedUnion('type', [
-  z.strictObject({ id, type: z.literal('hello'), version: z.string() }),
-  z.strictObject({ id, type: z.literal('attach'), fifos: z.array(z.string().min(1)).max(10_000) }),
-  z.strictObject({ id, type: z.literal('policy'), policies: z.record(appName, logPolicySchema) }),
-  z.strictObject({ id, type: z.literal('flush'), apps: z.array(appName).max(100_000).nullable() }),
-  z.strictObject({ id, type: z.literal('status') }),
-  z.strictObject({ id, type: z.literal('hand-over') }),
-  z.strictObject({ id, type: z.literal('retire') }),
-]);
+/**
+ * Checked by hand rather than with zod (as the daemon's requests are): the relay runs for as long as
+ * any app logs, and zod alone would add about 14 MB to its resident memory.
+ */
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const KEYS: Record<RelayRequest['type'], readonly string[]> = {
+  hello: ['version'],
+  attach: ['fifos'],
+  policy: ['policies'],
+  flush: ['apps'],
+  status: [],
+  'hand-over': [],
+  retire: [],
+};
+
+export function parseRelayRequest(value: unknown): { ok: true; request: RelayRequest } | { ok: false; id: number; message: string } {
+  const raw = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const id = typeof raw['id'] === 'number' && Number.isInteger(raw['id']) ? raw['id'] : -1;
+  const refuse = (message: string) => ({ ok: false as const, id, message: `invalid relay request: ${message}` });
+  if (id === -1) return refuse('id must be an integer');
+  const type = raw['type'];
+  if (typeof type !== 'string' || !(type in KEYS)) return refuse(`unknown type ${JSON.stringify(type)}`);
+  const allowed = KEYS[type as RelayRequest['type']];
+  const extra = Object.keys(raw).find((key) => key !== 'id' && key !== 'type' && !allowed.includes(key));
+  if (extra !== undefined) return refuse(`unknown field ${extra}`);
+  const missing = allowed.find((key) => !(key in raw));
+  if (missing !== undefined) return refuse(`${type} needs ${missing}`);
+  switch (type) {
+    case 'hello':
+      if (typeof raw['version'] !== 'string') return refuse('version must be a string');
+      break;
+    case 'attach': {
+      const fifos = raw['fifos'];
+      if (!Array.isArray(fifos) || fifos.length > 10_000 || !fifos.every((path) => typeof path === 'string' && path !== '')) return refuse('fifos must be a list of paths');
+      break;
+    }
+    case 'policy': {
+      const policies = raw['policies'];
+      if (typeof policies !== 'object' || policies === null || Array.isArray(policies)) return refuse('policies must be an object of app: policy');
+      for (const [app, policy] of Object.entries(policies)) if (!APP_NAME.test(app) || !isPolicy(policy)) return refuse(`bad policy for ${JSON.stringify(app)}`);
+      break;
+    }
+    case 'flush': {
+      const apps = raw['apps'];
+      if (apps !== null && !(Array.isArray(apps) && apps.length <= 100_000 && apps.every((app) => typeof app === 'string' && APP_NAME.test(app)))) return refuse('apps must be null or a list of app names');
+      break;
+    }
+    default:
+      break;
+  }
+  return { ok: true, request: raw as unknown as RelayRequest };
+}
+
+function isPolicy(value: unknown): value is LogPolicy {
+  if (typeof value !== 'object' || value === null) return false;
+  const { maxSizeBytes, keep, compress, ...rest } = value as Record<string, unknown>;
+  return (
+    Object.keys(rest).length === 0 &&
+    Number.isInteger(maxSizeBytes) && (maxSizeBytes as number) >= MIN_LOG_MAX_SIZE && (maxSizeBytes as number) <= MAX_SIZE_BYTES &&
+    Number.isInteger(keep) && (keep as number) >= 0 && (keep as number) <= MAX_LOG_KEEP &&
+    typeof compress === 'boolean'
+  );
+}
 
 export interface ControlHost {
   handle(request: RelayRequest, connection: ControlConnection): unknown;
@@ -102,13 +154,12 @@ export class ControlServer {
           connection.reply({ id: -1, ok: false, error: 'malformed JSON' });
           continue;
         }
-        const parsed = requestSchema.safeParse(frame.value);
-        if (!parsed.success) {
-          const raw = frame.value as { id?: unknown } | null;
-          connection.reply({ id: typeof raw?.id === 'number' ? raw.id : -1, ok: false, error: `invalid relay request: ${parsed.error.issues[0]?.message ?? 'unrecognised'}` });
+        const parsed = parseRelayRequest(frame.value);
+        if (!parsed.ok) {
+          connection.reply({ id: parsed.id, ok: false, error: parsed.message });
           continue;
         }
-        const request = parsed.data as RelayRequest;
+        const { request } = parsed;
         try {
           const result = this.host.handle(request, connection);
           if (result !== undefined) connection.reply({ id: request.id, ok: true, result });
