@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { parseLine } from '../src/logs/line.js';
-import type { AgentEvent, DaemonStatus } from '../src/protocol.js';
+import type { AgentEvent, DaemonStatus, ReapResult } from '../src/protocol.js';
+import { readProcess } from './helpers/procs.js';
 import { FIXTURES, Rig, waitFor } from './helpers/rig.js';
 
 const NUMBERED = join(FIXTURES, 'numbered.mjs');
@@ -294,4 +295,25 @@ test('a relay of another version hands over to the new one: it writes what it re
   assert.equal(status.relay?.version, status.version);
   assert.equal((await rig.app('steady')).pid, pid, 'the app ran on untouched');
   assertContiguous(ticks(rig, 'steady'), 'steady');
+});
+
+test("the relay is agentpm's own: orphaned by a kill -9 of its daemon and matching --match, a reap never lists it", async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const { bash } = tickers(rig);
+  await rig.ok(['start', bash, '--name', 'steady']);
+  const relay = rig.relayPid() ?? 0;
+  const daemon = rig.daemonPid() ?? 0;
+  assert.ok(relay > 0 && daemon > 0);
+  process.kill(daemon, 'SIGKILL');
+  await waitFor(() => rig.daemonPid() === undefined && readProcess(relay)?.ppid !== daemon, 'the relay to be orphaned');
+  // The CLI alone (no daemon answers): the relay's own command line matches the pattern. A dry run: the
+  // pattern matches every relay of this build, other tests' included, should the guard ever fail.
+  const run = await rig.cli(['reap', '--json', '--dry-run', '--unmanaged', '--match', 'logs/relay/main', '--older-than', '0s']);
+  assert.ok(run.code === 0 || run.code === 2, run.stderr);
+  const result = JSON.parse(run.stdout) as ReapResult;
+  assert.equal(result.daemon, false);
+  assert.deepEqual(result.found.filter((item) => item.pid === relay), []);
+  assert.equal(rig.relayPid(), relay, 'the relay runs on');
+  await rig.ls(); // a daemon again, to stop the app at the end
 });
