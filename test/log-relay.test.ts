@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -316,4 +316,29 @@ test("the relay is agentpm's own: orphaned by a kill -9 of its daemon and matchi
   assert.deepEqual(result.found.filter((item) => item.pid === relay), []);
   assert.equal(rig.relayPid(), relay, 'the relay runs on');
   await rig.ls(); // a daemon again, to stop the app at the end
+});
+
+test('without mkfifo the instance writes its files directly, as before the relay, and show and daemon status say why', async (t) => {
+  // A PATH with what the daemon and the app need, but no mkfifo.
+  const bin = mkdtempSync(join(tmpdir(), 'agentpm-test-nomkfifo-'));
+  const rig = await Rig.create({ PATH: bin });
+  t.after(async () => {
+    await rig.dispose();
+    rmSync(bin, { recursive: true, force: true });
+  });
+  for (const tool of ['node', 'bash', 'sleep']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+  const { bash } = tickers(rig);
+  await rig.ok(['start', bash, '--name', 'direct']);
+  const out = join(rig.home, 'logs', 'direct.out.log');
+  await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').includes('tick 5\n'), 'the app to log');
+  assert.match(readFileSync(out, 'utf8'), /^tick 0\ntick 1\n/, 'unstamped: written by the app itself');
+  const { pid } = await rig.app('direct');
+  assert.equal(readlinkSync(`/proc/${pid}/fd/1`), out, 'the file itself is its stdout');
+  const detail = await rig.show('direct');
+  assert.equal(detail.logFiles.rotated, false);
+  assert.match(detail.logFiles.notRotatedWhy ?? '', /mkfifo not found on PATH/);
+  assert.match(await rig.ok(['show', 'direct']), /not rotated: this instance writes its files directly \(cannot create FIFOs with mkfifo \(coreutils\): mkfifo not found on PATH\)/);
+  const status = JSON.parse(await rig.ok(['daemon', 'status', '--json'])) as DaemonStatus;
+  assert.deepEqual(status.unrotated.map((entry) => entry.app), ['direct']);
+  assert.match(await rig.ok(['daemon', 'status']), /direct \(instance [0-9a-f]+\): logs not rotated, written directly: .*mkfifo not found/);
 });
