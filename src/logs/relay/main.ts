@@ -19,8 +19,13 @@ import { Relay } from './relay.js';
 /** How long a relay with nothing to read and no daemon waits before it exits (AGENTPM_RELAY_IDLE_MS). */
 const DEFAULT_IDLE_MS = 5000;
 
+/** To daemon.log (its stderr), best effort: on a full disk the write throws, and reading the pipes must go on. */
 function log(message: string): void {
-  process.stderr.write(`${new Date().toISOString()} relay ${process.pid}: ${message}\n`);
+  try {
+    process.stderr.write(`${new Date().toISOString()} relay ${process.pid}: ${message}\n`);
+  } catch {
+    // nowhere to say it
+  }
 }
 
 async function main(): Promise<void> {

@@ -27,8 +27,12 @@ export class Relay implements FifoSourceHost {
   private readonly sources = new Map<string, FifoSource>();
   private readonly files = new Map<string, LogFile>();
   private readonly policies = new Map<string, LogPolicy>();
-  /** Microseconds, not the milliseconds of Date.now(): the stamps say how far apart lines arrived. */
-  private readonly clock = new StampClock(() => (performance.timeOrigin + performance.now()) * 1000);
+  /**
+   * Microseconds: the wall clock's milliseconds (which follow NTP over months, as the monotonic clock
+   * alone would not) and the monotonic clock's microseconds within them. The two can disagree by under a
+   * millisecond at a boundary; StampClock keeps the stamps strictly increasing anyway.
+   */
+  private readonly clock = new StampClock(() => Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000));
   private readonly policyFile: string;
 
   constructor(
