@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -102,4 +102,21 @@ test('the relay refuses a malformed control request with the reason, and accepts
   ]) {
     assert.equal(parseRelayRequest(request).ok, true, JSON.stringify(request));
   }
+});
+
+test('a FIFO whose writers are all gone before it is opened is read to its end and removed, not waited on for ever', async (t) => {
+  const dir = scratch(t);
+  const path = join(dir, 'app.0123456789ab.err.fifo');
+  execFileSync('mkfifo', ['-m', '600', path]);
+  let ended = false;
+  const source = FifoSource.open(path, { app: 'app', instance: '0123456789ab', stream: 'err' }, {
+    lines: () => undefined,
+    stampLine: (text) => Buffer.from(`S ${text.toString()}\n`),
+    ended: () => (ended = true),
+    log: () => undefined,
+  });
+  t.after(() => source.stop());
+  // Linux reports no hang-up for a FIFO opened with no writer until one has come and gone: only a read says EOF.
+  await waitFor(() => ended && !existsSync(path), 'the FIFO to be ended and removed', 2000);
+  assert.equal(source.finished, true);
 });

@@ -8,7 +8,7 @@
  * FIFO removed. A relay that stops for another (`stop`) leaves the FIFO and what is still in the
  * pipe to its successor: the kernel keeps the pipe's buffer while the app holds its end.
  */
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { checkOwnFifo, removeFifo, type FifoName } from '../fifo.js';
 
@@ -21,6 +21,31 @@ export interface FifoSourceHost {
   stampLine(text: Buffer): Buffer;
   ended(source: FifoSource): void;
   log(message: string): void;
+}
+
+/**
+ * Reads what a FIFO holds right after it is opened, until it would block (writers are there: epoll takes
+ * over) or reads EOF (none are: the instance is gone). Needed because Linux reports no hang-up for a
+ * FIFO opened without O_NONBLOCK's writers until a writer has come and gone since: a FIFO whose
+ * writers all left before the relay opened it (an app that exited while no relay ran) would otherwise
+ * be waited on for ever.
+ */
+function drainNow(fd: number): { chunks: Buffer[]; eof: boolean } {
+  const chunks: Buffer[] = [];
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  // Bounded: a pipe holds 64 KiB by default and at most 1 MiB unless root raised the limit.
+  for (let round = 0; round < 64; round += 1) {
+    let read: number;
+    try {
+      read = readSync(fd, buffer, 0, buffer.length, null);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return { chunks, eof: false };
+      throw error;
+    }
+    if (read === 0) return { chunks, eof: true };
+    chunks.push(Buffer.from(buffer.subarray(0, read)));
+  }
+  return { chunks, eof: false };
 }
 
 export class FifoSource {
@@ -49,15 +74,25 @@ export class FifoSource {
   static open(path: string, name: FifoName, host: FifoSourceHost): FifoSource {
     const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     let identity: { dev: number; ino: number };
+    let first: { chunks: Buffer[]; eof: boolean };
     try {
       checkOwnFifo(fd, path);
       const info = fstatSync(fd);
       identity = { dev: info.dev, ino: info.ino };
+      first = drainNow(fd);
     } catch (error) {
       closeSync(fd);
       throw error;
     }
-    return new FifoSource(path, name, identity, new Socket({ fd, readable: true, writable: false }), host);
+    const source = new FifoSource(path, name, identity, new Socket({ fd, readable: true, writable: false }), host);
+    for (const chunk of first.chunks) source.consume(chunk);
+    if (first.eof) source.finish(true);
+    return source;
+  }
+
+  /** True once EOF was read (or reading failed): nothing more will come from this FIFO. */
+  get finished(): boolean {
+    return this.done;
   }
 
   /** Writes what is held and stops reading, leaving the FIFO (and what is still in it) for the next relay. */

@@ -53,7 +53,9 @@ export class Relay implements FifoSourceHost {
     if (this.sources.has(path)) return;
     const name = parseFifoName(basename(path));
     if (!name || dirname(path) !== runDir(this.home)) throw new Error(`${path} is not an agentpm FIFO (${runDir(this.home)}/<app>.<instance>.<out|err>.fifo)`);
-    this.sources.set(path, FifoSource.open(path, name, this));
+    const source = FifoSource.open(path, name, this);
+    // A FIFO without writers (its instance gone before this relay opened it) is read out and removed at once.
+    if (!source.finished) this.sources.set(path, source);
   }
 
   /**
