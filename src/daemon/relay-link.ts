@@ -24,6 +24,8 @@ const START_TIMEOUT_MS = 5000;
 /** After a failed start, spawns use direct files for this long before the relay is tried again. */
 const RETRY_AFTER_MS = 5000;
 const REQUEST_TIMEOUT_MS = 3000;
+/** Relays started for one connection at most, when each finds the lock still held. */
+const MAX_LAUNCHES = 10;
 
 export interface RelayLinkHost {
   home: string;
@@ -154,12 +156,20 @@ export class RelayLink {
       }
     };
     launch();
+    let launches = 1;
     while (Date.now() < deadline) {
       const socket = await this.tryConnect();
       if (socket) return socket;
       // Exit 3: the lock is still held by a relay that is exiting (a hand-over, a kill -9 a moment ago).
-      if (exitCode === 3) launch();
-      else if (exitCode !== null) throw new Error(`the log relay exited at start (code ${exitCode}); see ${this.host.daemonLog}`);
+      // Tried again a bounded number of times: a relay that holds the lock but does not answer stays.
+      if (exitCode === 3 && launches < MAX_LAUNCHES) {
+        launches += 1;
+        await sleep(100);
+        launch();
+        continue;
+      }
+      if (exitCode === 3) throw new Error(`another log relay holds ${this.host.home} but does not answer on ${relaySocketPath(this.host.home)}; see ${this.host.daemonLog}`);
+      if (exitCode !== null) throw new Error(`the log relay exited at start (code ${exitCode}); see ${this.host.daemonLog}`);
       await sleep(20);
     }
     throw new Error(`the log relay did not answer within ${START_TIMEOUT_MS / 1000}s; see ${this.host.daemonLog}`);

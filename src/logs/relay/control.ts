@@ -90,7 +90,7 @@ export interface ControlConnection {
 const MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 
 export class ControlServer {
-  private readonly server: Server;
+  private server: Server;
   private identity: { dev: number; ino: number } | null = null;
 
   constructor(
@@ -118,6 +118,23 @@ export class ControlServer {
     chmodSync(this.path, 0o600);
     const info = statSync(this.path);
     this.identity = { dev: info.dev, ino: info.ino };
+  }
+
+  /**
+   * Listens again if the socket file is gone or is not this relay's any more (the home was cleaned or
+   * re-created while it ran): without it no daemon could reach the relay, and none could replace it
+   * while it holds the lock.
+   */
+  async ensureReachable(): Promise<void> {
+    try {
+      const info = lstatSync(this.path);
+      if (this.identity && info.dev === this.identity.dev && info.ino === this.identity.ino) return;
+    } catch {
+      // gone: listen again
+    }
+    this.server.close(); // connections already made (the daemon's) go on
+    this.server = createServer((socket) => this.serve(socket));
+    await this.listen();
   }
 
   /** Stops listening and removes the socket file, if it is still this relay's. */

@@ -18,6 +18,8 @@ import { Relay } from './relay.js';
 
 /** How long a relay with nothing to read and no daemon waits before it exits (AGENTPM_RELAY_IDLE_MS). */
 const DEFAULT_IDLE_MS = 5000;
+/** How often the relay checks that its socket file is still there, as the daemon does its own. */
+const SOCKET_CHECK_MS = 2000;
 
 /** To daemon.log (its stderr), best effort: on a full disk the write throws, and reading the pipes must go on. */
 function log(message: string): void {
@@ -113,6 +115,9 @@ async function main(): Promise<void> {
   const adopted = relay.attachAll();
   log(`started (agentpm ${VERSION}, home ${home}); re-attached ${adopted} FIFO(s)`);
   setInterval(checkIdle, Math.min(250, idleMs)).unref();
+  setInterval(() => {
+    control.ensureReachable().catch((error: unknown) => log(`cannot re-create ${relaySocketPath(home)}: ${(error as Error).message}`));
+  }, SOCKET_CHECK_MS).unref();
   process.on('SIGTERM', () => exit('SIGTERM'));
   process.on('SIGINT', () => exit('SIGINT'));
   process.on('SIGHUP', () => undefined);
