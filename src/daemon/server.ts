@@ -56,18 +56,17 @@ export class ControlServer {
   async listen(): Promise<void> {
     // The caller holds the daemon lock, so a socket file still here belongs to a dead daemon.
     rmSync(this.paths.socket, { force: true });
-    const previous = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(this.paths.socket, () => {
-          this.server.off('error', reject);
-          resolve();
-        });
+    // No process-wide umask around the bind: apps are spawned concurrently (re-adoption and revival run
+    // while the socket is created, and a re-created socket can come at any time), and each would inherit
+    // it (0177 left apps unable to create usable directories). Between the bind and the chmod the socket
+    // is unreachable by others anyway: the home is 0700 and checked to be the caller's.
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.paths.socket, () => {
+        this.server.off('error', reject);
+        resolve();
       });
-    } finally {
-      process.umask(previous);
-    }
+    });
     chmodSync(this.paths.socket, 0o600);
     const stat = statSync(this.paths.socket);
     this.socketIdentity = { dev: stat.dev, ino: stat.ino };

@@ -31,7 +31,7 @@ function log(message: string): void {
 }
 
 async function main(): Promise<void> {
-  // Files of its own are 0600 by their mode; the umask it inherited (the daemon's, mid-listen) must not strip a directory's x.
+  // Files of its own are 0600 by their mode; whatever umask it inherited must not strip a directory's x.
   process.umask(0o077);
   const home = resolveHome();
   const lock = await acquireHomeLock(home, 'relay');
