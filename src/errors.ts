@@ -21,6 +21,7 @@ export type ErrorCode =
   /** A client that did not say hello, or left a request half-sent, for too long. */
   | 'client-timeout'
   | 'spawn-failed'
+  | 'containment-unavailable'
   | 'stop-failed'
   | 'registry-unwritable'
   /** The metrics endpoint could not be served (its port is in use...); the daemon runs on without it. */

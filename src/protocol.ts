@@ -7,6 +7,7 @@
  * mismatch is answered with a `protocol-mismatch` error that tells the user what to run. After a
  * `subscribe`, the daemon also sends `{push: 'event', event}` frames on that connection.
  */
+import type { BackendKind, ContainmentInfo } from './cgroup/types.js';
 import type { ErrorPayload } from './errors.js';
 import type { MachineMemory } from './proc/machine.js';
 
@@ -264,6 +265,11 @@ export interface AppSummary {
   waitingFor: string[] | null;
   /** Ready: healthy with a health check, otherwise online for its readyAfter. What dependents and `restart --wait` wait for. */
   ready: boolean;
+  /**
+   * What contains the app's processes: its live instance's backend (the daemon's, when it has none):
+   * 'cgroup2', 'hybrid' or 'cgroup1' (a cgroup of its own), or 'proc' (inferred from /proc).
+   */
+  containment: BackendKind;
 }
 
 export interface TreeProcess {
@@ -333,6 +339,8 @@ export interface DaemonStatus {
   relayProblem: string | null;
   /** Live instances writing their log files directly, unrotated, and why. */
   unrotated: { app: string; instance: string; why: string }[];
+  /** The containment backend, why it was chosen, and how to get a better one. */
+  containment: ContainmentInfo;
 }
 
 export interface MetricsStatus {

@@ -183,7 +183,7 @@ describe('dependsOn in a config', () => {
 describe('waiting, as ls and monit show it', () => {
   const waitingBot: AppSummary = {
     name: 'bot', status: 'waiting', pid: null, restarts: 0, uptimeMs: null, memory: 0, processes: 0, children: 0, cpu: 0, health: null,
-    limits: { memory: null, children: null }, lastExit: null, nextStartAt: null, waitingFor: ['gateway', 'worker'], ready: false,
+    limits: { memory: null, children: null }, lastExit: null, nextStartAt: null, waitingFor: ['gateway', 'worker'], ready: false, containment: 'proc',
   };
 
   test('ls says what a waiting app waits for', () => {

@@ -149,6 +149,7 @@ function summary(fields: Partial<AppSummary> & { name: string }): AppSummary {
     nextStartAt: null,
     waitingFor: null,
     ready: true,
+    containment: 'proc',
     ...fields,
   };
 }

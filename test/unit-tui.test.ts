@@ -32,6 +32,7 @@ function app(name: string, overrides: Partial<AppSummary> = {}): AppSummary {
     nextStartAt: null,
     waitingFor: null,
     ready: true,
+    containment: 'proc',
     ...overrides,
   };
 }
@@ -57,6 +58,7 @@ const STATUS: DaemonStatus = {
   relay: null,
   relayProblem: null,
   unrotated: [],
+  containment: { backend: 'proc', reason: 'no writable cgroup', enable: null, launcher: 'direct', dirs: {} },
 };
 
 function detail(summary: AppSummary, tree: TreeProcess[]): AppDetail {

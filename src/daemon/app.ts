@@ -365,7 +365,9 @@ export class App {
       spec: this.spec,
       desired: this.desired,
       status: this.status,
-      instance: instance ? { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, rootSeenAlive: instance.rootSeenAlive } : null,
+      instance: instance
+        ? { id: instance.id, pid: instance.pid, startTime: instance.startTime, startedAt: instance.startedAt, rootSeenAlive: instance.rootSeenAlive, ...(instance.cgroup ? { cgroup: instance.cgroup } : {}) }
+        : null,
       spawning: this.spawning,
       restarts: this.restarts,
       history: this.history,

@@ -18,6 +18,7 @@ import { MetricsEndpoint } from './metrics.js';
 import { loadRegistry, removeStaleTempFiles } from './registry.js';
 import { ControlServer, type ExitMode } from './server.js';
 import { Supervisor } from './supervisor.js';
+import { createContainment } from '../cgroup/index.js';
 
 
 /** How often the daemon checks that its socket file still exists. */
@@ -46,7 +47,9 @@ async function main(): Promise<void> {
   // Bounded: a timer armed for more than 2^31 ms fires after 1 ms, and a tiny tick would spin on /proc.
   const tickMs = Number(process.env['AGENTPM_TICK_MS'] ?? DEFAULT_TICK_MS);
   const events = new EventBus({ file: paths.events });
-  const supervisor = new Supervisor({ paths, table, events, tickMs: Number.isInteger(tickMs) && tickMs >= 10 && tickMs <= 60_000 ? tickMs : DEFAULT_TICK_MS });
+  // Under the lock: one daemon per home builds and moves into the home's cgroup tree.
+  const containment = createContainment(paths.home);
+  const supervisor = new Supervisor({ paths, table, events, containment, tickMs: Number.isInteger(tickMs) && tickMs >= 10 && tickMs <= 60_000 ? tickMs : DEFAULT_TICK_MS });
   // A bug in handling one request or one exit must not take supervision of every app down with it.
   // Installed before re-adoption, which already handles exits and connections.
   process.on('uncaughtException', (error) => supervisor.log(null, `uncaught: ${error.stack ?? String(error)}`));

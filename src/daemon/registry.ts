@@ -9,6 +9,7 @@ import { ADDED_SPEC_DEFAULTS } from '../config/defaults.js';
 import type { AppSpec, AppStatus, DaemonSettings, ExitRecord } from '../protocol.js';
 import { readOwnedFile, writeOwnedFileAtomic } from '../safe-files.js';
 import type { RestartHistory } from './backoff.js';
+import type { InstanceCgroup } from '../cgroup/types.js';
 
 export const REGISTRY_VERSION = 1;
 
@@ -23,6 +24,11 @@ export interface PersistedInstance {
    * a session of its pid is still its own (see proc/tree.ts). As of the last write of the registry.
    */
   rootSeenAlive?: number;
+  /**
+   * The instance's own cgroup, when a cgroup backend contained it: its membership is the instance, for
+   * this daemon and the next one. Absent under `proc` (and in registries written before containment).
+   */
+  cgroup?: InstanceCgroup;
 }
 
 /**

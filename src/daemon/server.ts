@@ -255,6 +255,7 @@ export class ControlServer {
           machine: readMachineMemory(),
           metrics: this.metrics.status(),
           ...(await supervisor.relayStatus()),
+          containment: supervisor.containment,
         };
       case 'ls':
         return supervisor.list();

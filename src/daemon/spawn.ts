@@ -3,7 +3,8 @@
  * stdin closed, stdout and stderr on the descriptors of its log sink (see log-sink.ts: the relay's
  * FIFOs, or the files). Nothing is piped through the daemon, so apps keep running and logging when it
  * dies (PM2's node apps died with its daemon, of EPIPE on its pipe). Every process of the tree
- * inherits the AGENTPM_* tags.
+ * inherits the AGENTPM_* tags. Under a cgroup backend it goes through the exec shim (cgroup/shim.ts),
+ * which enters the instance's cgroup and then becomes the app: the same pid, no process in between.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +14,8 @@ import { extname } from 'node:path';
 import { AgentpmError } from '../errors.js';
 import type { AppSpec } from '../protocol.js';
 import type { ProcessTable } from '../proc/table.js';
+import { awaitJoined, checkExecutable, shimCommand } from '../cgroup/shim.js';
+import type { InstanceCgroup } from '../cgroup/types.js';
 
 export interface ExitStatus {
   code: number | null;
@@ -83,23 +86,31 @@ export function instanceEnv(spec: AppSpec, home: string, instanceId: string): Re
   return env;
 }
 
-/** `output`: the instance's stdout and stderr; the caller closes its own copies after the spawn. */
-export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable, id: string, output: { out: number; err: number }): Promise<SpawnedInstance> {
-  const { file, args } = commandFor(spec);
+/**
+ * `output`: the instance's stdout and stderr; the caller closes its own copies after the spawn. `cgroup`:
+ * the instance's own cgroup, entered through the exec shim before the app runs (see cgroup/shim.ts).
+ */
+export async function spawnInstance(spec: AppSpec, home: string, table: ProcessTable, id: string, output: { out: number; err: number }, cgroup: InstanceCgroup | null = null): Promise<SpawnedInstance> {
+  const command = commandFor(spec);
+  const env = instanceEnv(spec, home, id);
+  const unrunnable = cgroup ? checkExecutable(command.file, spec.cwd, env['PATH']) : null;
+  if (unrunnable) throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: ${command.file}: ${unrunnable}; check the script path and interpreter`);
+  const { file, args } = cgroup ? shimCommand(cgroup, command) : command;
   const { out, err } = output;
   let child: ChildProcess;
   try {
     child = spawn(file, args, {
       cwd: spec.cwd,
-      env: instanceEnv(spec, home, id),
+      env,
       stdio: ['ignore', out, err],
       detached: true,
     });
   } catch (error) {
     throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: ${(error as Error).message}`);
   }
+  let status: ExitStatus | null = null;
   const exited = new Promise<ExitStatus>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('exit', (code, signal) => resolve((status = { code, signal })));
   });
   const pid = child.pid;
   if (pid === undefined) {
@@ -118,14 +129,26 @@ export async function spawnInstance(spec: AppSpec, home: string, table: ProcessT
   } catch (error) {
     // Without its start time it could never be signalled safely: end it now, while it is surely ours
     // (our unreaped child, leading its own new process group).
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killOwnGroup(pid);
     throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: cannot read its /proc entry (${(error as Error).message})`);
   }
+  if (cgroup) {
+    try {
+      await awaitJoined(cgroup, pid, () => status);
+    } catch (error) {
+      if (status === null) killOwnGroup(pid);
+      throw new AgentpmError('spawn-failed', `cannot start ${spec.name}: ${(error as Error).message}`);
+    }
+  }
   return { id, pid, startTime, startedAt: Date.now(), child, exited };
+}
+
+function killOwnGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 /**

@@ -57,12 +57,15 @@ import { graphOfApps, notReady, orderStart, refuseOrphaningDelete } from './depe
 import { startOrder, stopWaves } from './order.js';
 import { isReady } from './readiness.js';
 import { RestartSchedules } from './schedule.js';
+import { InstanceContainment } from '../cgroup/supervision.js';
+import type { Containment, ContainmentInfo, InstanceCgroup } from '../cgroup/types.js';
 
 export interface SupervisorOptions {
   paths: HomePaths;
   table: ProcessTable;
   events: EventBus;
   tickMs: number;
+  containment: Containment;
 }
 
 /** A snapshot younger than this answers `ls` without a new scan. */
@@ -99,12 +102,14 @@ export class Supervisor implements AppHost {
   readonly relay: RelayLink;
   /** Instances whose logs are written directly (no relay), and why: `show` says so. */
   private readonly unrotated = new Map<string, { instance: string; why: string }>();
+  private readonly cgroups: InstanceContainment;
 
   constructor(private readonly options: SupervisorOptions) {
     this.paths = options.paths;
     this.table = options.table;
     this.events = options.events;
     this.cpu = new CpuMeter(options.table.clockTicksPerSecond);
+    this.cgroups = new InstanceContainment(options.containment, options.table, this.untouchable);
     this.watchers = new Watchers(this, options.paths.home);
     this.notifier = new Notifier(
       options.events,
@@ -182,13 +187,14 @@ export class Supervisor implements AppHost {
         const ending = saved.desired === 'stopped' || saved.status === 'stopping';
         app.adopt({ ...saved.instance, exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.ticksNowOr(saved.instance.startTime) }, ending);
         // Cannot happen (a spawn waits for the old tree to be gone), but if it did: one tree per app.
-        if (saved.spawning) await this.killLeftovers(app, { id: saved.spawning.id, pid: intended?.pid ?? 0, startTime: intended?.startTime ?? 0, startedAt: saved.spawning.at }, true);
+        if (saved.spawning) await this.killLeftovers(app, { id: saved.spawning.id, pid: intended?.pid ?? 0, startTime: intended?.startTime ?? 0, startedAt: saved.spawning.at, cgroup: this.cgroups.expected(app.name, saved.spawning.id) }, true);
         continue;
       }
       if (saved.instance) await this.killLeftovers(app, saved.instance);
       if (intended && saved.spawning) {
         // The previous daemon died between the spawn and recording it: the tree its tags name is adopted.
-        const instance: Instance = { id: saved.spawning.id, pid: intended.pid, startTime: intended.startTime, startedAt: this.table.startedAtMs(intended), exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.ticksNowOr(intended.startTime) };
+        const cgroup = this.cgroups.expected(app.name, saved.spawning.id);
+        const instance: Instance = { id: saved.spawning.id, pid: intended.pid, startTime: intended.startTime, startedAt: this.table.startedAtMs(intended), exited: null, followDetached: saved.spec.reap, rootSeenAlive: this.ticksNowOr(intended.startTime), ...(cgroup ? { cgroup } : {}) };
         this.log(app, `adopted instance ${instance.id} (pid ${instance.pid}), spawned by the previous daemon just before it died`);
         app.adopt(instance, saved.desired === 'stopped');
         continue;
@@ -203,6 +209,7 @@ export class Supervisor implements AppHost {
     // Before anything starts: what is left of instances that are not live now (an intended spawn whose
     // root already died, a tree the registry never recorded) is ended like any orphan.
     await this.sweeper.sweepNow();
+    await this.endStaleCgroups();
     this.persist();
     for (const { app, previous } of resume) app.resumeAfterGone(previous);
     const finished = await Promise.allSettled(revive.map((app) => app.revive()));
@@ -234,10 +241,11 @@ export class Supervisor implements AppHost {
 
   /**
    * Stops timers and writes the registry; the apps' processes keep running for the next daemon, and so
-   * does the relay, unless `retireRelay` (`agentpm kill`): it then exits once the stopped apps' FIFOs are drained.
+   * does the relay, unless `everything` (`agentpm kill`): it then exits once the stopped apps' FIFOs are
+   * drained, and the home's cgroup tree goes too.
    */
-  shutdown(retireRelay = false): void {
-    if (retireRelay) this.relay.retire();
+  shutdown(everything = false): void {
+    if (everything) this.relay.retire();
     this.relay.close();
     if (this.ticker) clearInterval(this.ticker);
     this.sweeper.close();
@@ -248,6 +256,7 @@ export class Supervisor implements AppHost {
     this.schedules.closeAll();
     this.persist();
     this.persistEnabled = false;
+    this.cgroups.shutdown(everything);
   }
 
   // ---- requests ----
@@ -434,6 +443,7 @@ export class Supervisor implements AppHost {
       this.watchers.close(app.name);
       this.health.stop(app.name);
       this.schedules.stop(app.name);
+      this.cgroups.removeApp(app.name);
       this.apps.delete(app.name);
       this.figures.delete(app.name);
       this.breaches.delete(app.name);
@@ -532,7 +542,9 @@ export class Supervisor implements AppHost {
   /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
   async reap(options: ReapOptions): Promise<ReapResult> {
     if (options.app !== null) this.resolve({ names: [options.app] });
-    return this.sweeper.reapNow(options);
+    const result = await this.sweeper.reapNow(options);
+    if (!options.dryRun) await this.endStaleCgroups();
+    return result;
   }
 
   updateSettings(update: Partial<DaemonSettings>): DaemonSettings {
@@ -556,10 +568,14 @@ export class Supervisor implements AppHost {
   // ---- AppHost ----
 
   async spawn(spec: AppSpec, instanceId: string): Promise<Instance> {
+    const cgroup = this.cgroups.create(spec.name, instanceId);
     const sink = await openLogSink(this.relay, this.paths.home, spec.name, instanceId, spec.logs);
     let spawned;
     try {
-      spawned = await spawnInstance(spec, this.paths.home, this.table, instanceId, sink);
+      spawned = await spawnInstance(spec, this.paths.home, this.table, instanceId, sink, cgroup);
+    } catch (error) {
+      if (cgroup) await this.cgroups.contain({ cgroup });
+      throw error;
     } finally {
       sink.release();
     }
@@ -568,7 +584,7 @@ export class Supervisor implements AppHost {
       this.unrotated.set(spec.name, { instance: instanceId, why: sink.notRotatedWhy });
       this.log(null, `${spec.name}: instance ${instanceId} writes its logs directly, unrotated: ${sink.notRotatedWhy}`);
     }
-    const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: spawned.startTime };
+    const instance: Instance = { id: spawned.id, pid: spawned.pid, startTime: spawned.startTime, startedAt: spawned.startedAt, exited: spawned.exited, followDetached: spec.reap, rootSeenAlive: spawned.startTime, ...(cgroup ? { cgroup } : {}) };
     // The exit is reported right after the root was reaped: until then its pid was not free for reuse,
     // so its session is ours up to now.
     void spawned.exited.then(() => {
@@ -577,16 +593,19 @@ export class Supervisor implements AppHost {
     return instance;
   }
 
-  async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
+  async terminate(instance: Instance, signal: NodeJS.Signals, graceMs: number, app = this.appOf(instance)): Promise<{ seen: number; survivors: number }> {
+    if (isContained(instance)) return this.cgroups.terminate(app, instance, signal, graceMs);
     const result = await terminateTree(this.table, this.finderFor(instance), { signal, graceMs, rememberMembers: instance.followDetached });
     return { seen: result.seen, survivors: result.survivors.length };
   }
 
   isFrozen(instance: Instance): boolean {
+    if (isContained(instance) && this.cgroups.isFrozen(instance)) return true;
     return this.finderFor(instance)(this.table.scan()).some((proc) => proc.state === 'T');
   }
 
   async contain(instance: Instance): Promise<{ seen: number; survivors: number }> {
+    if (isContained(instance)) return this.cgroups.contain(instance);
     const result = await freezeAndKill(this.table, this.finderFor(instance));
     return { seen: result.frozen, survivors: result.survivors };
   }
@@ -685,9 +704,14 @@ export class Supervisor implements AppHost {
     return (snapshot: ProcSnapshot) => this.attribute(snapshot, [instance]).get(instance.id) ?? [];
   }
 
-  /** Members of each instance; notes which roots were seen alive (that bounds their sessions, see tree.ts). */
+  /**
+   * Members of each instance: its cgroup's when it has one, else the /proc inference's. Notes which roots
+   * were seen alive (that bounds their sessions, see tree.ts).
+   */
   private attribute(snapshot: ProcSnapshot, instances: Instance[]): Map<string, ProcInfo[]> {
-    const members = attribute(snapshot, instances.map(instanceRef), (proc) => this.table.tags(proc), this.paths.home, { exclude: this.untouchable });
+    const inferred = instances.filter((instance) => !isContained(instance));
+    const members = attribute(snapshot, inferred.map(instanceRef), (proc) => this.table.tags(proc), this.paths.home, { exclude: this.untouchable });
+    for (const instance of instances) if (isContained(instance)) members.set(instance.id, this.cgroups.members(snapshot, instance));
     // Every process in the snapshot started before the scan, during which the root was alive.
     let latestStart = 0;
     for (const proc of snapshot.byPid.values()) latestStart = Math.max(latestStart, proc.startTime);
@@ -713,12 +737,27 @@ export class Supervisor implements AppHost {
   /** `unregistered`: a tree only an intent names: all of it goes, whatever the app's `reap` setting. */
   private async killLeftovers(app: App, instance: PersistedInstance, unregistered = false): Promise<void> {
     const ref: Instance = { ...instance, exited: null, followDetached: unregistered || app.spec.reap };
-    const { seen } = await this.terminate(ref, app.spec.stopSignal as NodeJS.Signals, app.spec.killTimeoutMs);
+    const { seen } = await this.terminate(ref, app.spec.stopSignal as NodeJS.Signals, app.spec.killTimeoutMs, app.name);
     if (seen > 0) this.emit('leftovers-killed', app, instance.id, 'daemon-down', { count: seen });
   }
 
   private refreshIfStale(): void {
     if (Date.now() - this.lastScanAt > FRESH_SNAPSHOT_MS) this.scan(false);
+  }
+
+  get containment(): ContainmentInfo {
+    return this.cgroups.info;
+  }
+
+  /** Cgroups of this home no live instance owns: their processes are ended, the cgroups removed. */
+  private async endStaleCgroups(): Promise<void> {
+    const live = new Set([...this.apps.values()].flatMap((app) => [app.instance?.id, app.held?.id, app.spawning?.id].filter((id): id is string => id !== undefined)));
+    const ended = await this.cgroups.endStale(live);
+    if (ended > 0) this.log(null, `ended ${ended} process(es) in cgroups of instances that are gone`);
+  }
+
+  private appOf(instance: Instance): string {
+    return [...this.apps.values()].find((app) => app.instance === instance)?.name ?? '';
   }
 
   tickCost(): TickCost {
@@ -753,6 +792,7 @@ export class Supervisor implements AppHost {
     const figures = new Map<string, TreeFigures>();
     for (const app of live) {
       const instance = app.instance as Instance;
+      if (tick && !instance.followDetached) this.cgroups.release(snapshot, app.name, instance);
       const tree = measureTree(members.get(instance.id) ?? [], instance.pid, app.spec.memoryMetric, this.table, this.cpu, snapshot.at, tick);
       figures.set(app.name, tree);
       const rootAlive = tree.members.some((item) => item.proc.pid === instance.pid && item.proc.startTime === instance.startTime);
@@ -829,6 +869,7 @@ export class Supervisor implements AppHost {
       health: app.spec.health && app.instance ? app.health : null,
       limits: { memory: app.spec.maxMemoryBytes, children: app.spec.maxChildren },
       lastExit: app.exits[0] ?? null,
+      containment: instance ? (instance.cgroup?.backend ?? 'proc') : this.cgroups.info.backend,
       nextStartAt: app.nextStartAt ? new Date(app.nextStartAt).toISOString() : null,
       waitingFor: app.waitingFor,
       ready: isReady(app, Date.now()),
@@ -893,6 +934,10 @@ function unwritable(path: string, error: unknown, consequence: string): AgentpmE
 
 function isoOrNull(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
+}
+
+function isContained(instance: Instance): instance is Instance & { cgroup: InstanceCgroup } {
+  return instance.cgroup !== undefined;
 }
 
 function instanceRef(instance: Instance): InstanceRef {

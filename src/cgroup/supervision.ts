@@ -1,0 +1,91 @@
+/**
+ * What the supervisor asks of containment, per instance: the cgroup a new instance gets, its members,
+ * its stop, and the cleanup of cgroups no live instance owns. An instance without a cgroup (the `proc`
+ * backend, or one adopted from a registry that recorded none) is the /proc inference's, as before.
+ */
+import type { ProcInfo, ProcSnapshot, ProcessTable } from '../proc/table.js';
+import { isFrozen, membersOf } from './cgroupfs.js';
+import { cgroupMembers, killContained, moveDetached, removeCgroup, terminateContained } from './instance.js';
+import type { Containment, ContainmentInfo, InstanceCgroup } from './types.js';
+
+/** An instance as containment needs it (a subset of the daemon's Instance). */
+export interface ContainedInstance {
+  id: string;
+  pid: number;
+  startTime: number;
+  cgroup?: InstanceCgroup;
+  /** false for apps with `reap: false`: what the instance detaches is left to live. */
+  followDetached: boolean;
+}
+
+export class InstanceContainment {
+  constructor(
+    private readonly containment: Containment,
+    private readonly table: ProcessTable,
+    /** Never a member: the daemon itself. */
+    private readonly exclude: ReadonlySet<number>,
+  ) {}
+
+  get info(): ContainmentInfo {
+    return this.containment.info;
+  }
+
+  /** The cgroup for a new instance (created), or undefined under `proc`. */
+  create(app: string, instanceId: string): InstanceCgroup | undefined {
+    return this.containment.create(app, instanceId) ?? undefined;
+  }
+
+  /** The cgroup of an instance a dead daemon spawned but never recorded, if it exists. */
+  expected(app: string, instanceId: string): InstanceCgroup | undefined {
+    const cgroup = this.containment.expected(app, instanceId);
+    return cgroup && membersOf(cgroup).length > 0 ? cgroup : undefined;
+  }
+
+  members(snapshot: ProcSnapshot, instance: ContainedInstance & { cgroup: InstanceCgroup }): ProcInfo[] {
+    return cgroupMembers(snapshot, instance.cgroup, instance, this.exclude);
+  }
+
+  async terminate(app: string, instance: ContainedInstance & { cgroup: InstanceCgroup }, signal: NodeJS.Signals, graceMs: number): Promise<{ seen: number; survivors: number }> {
+    const keep = this.keepDetached(app, instance);
+    return terminateContained(this.table, instance.cgroup, { signal, graceMs, exclude: this.exclude, keepDetached: keep ? { rootPid: instance.pid, dirs: keep } : null });
+  }
+
+  async contain(instance: { cgroup: InstanceCgroup }): Promise<{ seen: number; survivors: number }> {
+    const result = await killContained(this.table, instance.cgroup, this.exclude);
+    await removeCgroup(instance.cgroup);
+    return result;
+  }
+
+  isFrozen(instance: { cgroup: InstanceCgroup }): boolean {
+    return isFrozen(instance.cgroup.dirs);
+  }
+
+  /** On each tick: what a `reap: false` instance detached leaves its cgroup for the app's `detached` one. */
+  release(snapshot: ProcSnapshot, app: string, instance: ContainedInstance): void {
+    const keep = this.keepDetached(app, instance);
+    if (keep && instance.cgroup) moveDetached(snapshot, instance.cgroup, instance.pid, keep, this.exclude);
+  }
+
+  /** Ends and removes the cgroups of instances that are gone (a daemon that died mid-stop, an abandoned intent). */
+  async endStale(live: ReadonlySet<string>): Promise<number> {
+    let ended = 0;
+    for (const cgroup of this.containment.stale(live)) {
+      ended += (await killContained(this.table, cgroup, this.exclude)).seen;
+      await removeCgroup(cgroup);
+    }
+    return ended;
+  }
+
+  removeApp(app: string): void {
+    this.containment.removeApp(app);
+  }
+
+  shutdown(everything: boolean): void {
+    this.containment.shutdown(everything);
+  }
+
+  private keepDetached(app: string, instance: ContainedInstance): ReturnType<Containment['detachedDirs']> {
+    if (instance.followDetached || !instance.cgroup || !app) return null;
+    return this.containment.detachedDirs(app);
+  }
+}
