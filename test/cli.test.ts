@@ -16,7 +16,8 @@ test('ls --json is a stable contract', async (t) => {
     const summary = await rig.app('tree');
     return summary.processes === 3 ? summary : undefined;
   }, 'the tree');
-  assert.deepEqual(Object.keys(app).sort(), ['children', 'cpu', 'health', 'lastExit', 'limits', 'memory', 'name', 'nextStartAt', 'pid', 'processes', 'ready', 'restarts', 'status', 'uptimeMs', 'waitingFor'].sort());
+  assert.deepEqual(Object.keys(app).sort(), ['children', 'containment', 'cpu', 'health', 'lastExit', 'limits', 'memory', 'name', 'nextStartAt', 'pid', 'processes', 'ready', 'restarts', 'status', 'uptimeMs', 'waitingFor'].sort());
+  assert.ok(['cgroup2', 'hybrid', 'cgroup1', 'proc'].includes(app.containment), app.containment);
   assert.equal(app.status, 'online');
   assert.equal(typeof app.pid, 'number');
   assert.equal(app.restarts, 0);

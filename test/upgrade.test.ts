@@ -115,7 +115,7 @@ test('startup systemd prints a unit with KillMode=control-group and installs a u
     rmSync(fakeHome, { recursive: true, force: true });
   });
   const unit = await rig.ok(['startup', 'systemd', '--user', '--tasks-max', '2048', '--memory-max', '12G']);
-  for (const line of ['KillMode=control-group', 'Restart=on-failure', 'TimeoutStopSec=150', 'OOMScoreAdjust=-500', 'TasksMax=2048', 'MemoryMax=12G', `Environment=AGENTPM_HOME=${rig.home}`, 'WantedBy=default.target']) {
+  for (const line of ['KillMode=control-group', 'Delegate=yes', 'Restart=on-failure', 'TimeoutStopSec=150', 'OOMScoreAdjust=-500', 'TasksMax=2048', 'MemoryMax=12G', `Environment=AGENTPM_HOME=${rig.home}`, 'WantedBy=default.target']) {
     assert.ok(unit.split('\n').includes(line), `the unit has ${line}`);
   }
   assert.match(unit, /^ExecStart=\S+node \S+dist\/daemon\/main\.js$/m);

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { rmSync } from 'node:fs';
+import { findTrees, notedTreeNames, removeTrees, TREE_NAMES_FILE } from './helpers/cgroups.js';
 import { processesOfTestHomes } from './helpers/procs.js';
 import { waitFor } from './helpers/rig.js';
 
@@ -23,4 +25,11 @@ test('the suite leaves zero AGENTPM-tagged processes behind', async () => {
     }
   }
   assert.deepEqual(left.map((proc) => `${proc.pid} ${proc.cmd}`), []);
+});
+
+test('the suite leaves no agentpm cgroup of its test homes in any hierarchy', async () => {
+  const left = findTrees(notedTreeNames());
+  await removeTrees(left);
+  rmSync(TREE_NAMES_FILE, { force: true });
+  assert.deepEqual(left, []);
 });

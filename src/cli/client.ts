@@ -15,6 +15,7 @@ import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.j
 import { openOwnedFile, readOwnedFile } from '../safe-files.js';
 import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
+import { scopePrefix } from './scope.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 /** A daemon that does not answer hello within this is stopped or hung (hello never waits for anything). */
@@ -224,19 +225,14 @@ async function daemonPid(paths: HomePaths): Promise<number | null> {
  */
 async function startDaemon(paths: HomePaths): Promise<Socket> {
   ensurePrivateHome(paths.home);
-  const log = openOwnedFile(paths.daemonLog, 'append');
   const env: NodeJS.ProcessEnv = { ...process.env, AGENTPM_HOME: paths.home };
   // A CLI run from inside an app must not start a daemon tagged as part of that app's tree.
   delete env['AGENTPM_APP'];
   delete env['AGENTPM_INSTANCE'];
   const logStart = safeSize(paths.daemonLog);
-  const child = spawn(process.execPath, [DAEMON_MAIN], { detached: true, stdio: ['ignore', log, log], env, cwd: paths.home });
-  closeSync(log);
-  let exitCode: number | null = null;
-  child.once('exit', (code) => {
-    exitCode = code ?? 1;
-  });
-  child.unref();
+  const scope = scopePrefix(env);
+  let launch = scope ? launchDaemon(paths, [...scope, process.execPath, DAEMON_MAIN], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, [process.execPath, DAEMON_MAIN], env);
+  let scoped = scope !== null;
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   let lastError: NodeJS.ErrnoException | null = null;
   while (Date.now() < deadline) {
@@ -244,6 +240,13 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
     const attempt = await tryConnect(paths.socket);
     if ('socket' in attempt) return attempt.socket;
     lastError = attempt.error;
+    const exitCode = launch.exitCode();
+    if (scoped && exitCode !== null && exitCode !== 3) {
+      // No delegated scope after all (a user manager that refused): the plain launch, silently.
+      scoped = false;
+      launch = launchDaemon(paths, [process.execPath, DAEMON_MAIN], env);
+      continue;
+    }
     if (exitCode !== null && exitCode !== 3) {
       const output = readTail(paths.daemonLog, logStart).trim();
       throw new AgentpmError('daemon-unreachable', `the agentpm daemon failed to start (exit ${exitCode}):\n${output || '(no output)'}\nSee ${paths.daemonLog}.`);
@@ -252,8 +255,24 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
     // socket file was removed, in which case it re-creates it within a few seconds.
     await sleep(20);
   }
-  const problem = lastError !== null ? await socketProblem(paths, lastError, exitCode === 3) : null;
+  const problem = lastError !== null ? await socketProblem(paths, lastError, launch.exitCode() === 3) : null;
   throw new AgentpmError('daemon-unreachable', problem ?? `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);
+}
+
+function launchDaemon(paths: HomePaths, command: string[], env: NodeJS.ProcessEnv): { exitCode: () => number | null } {
+  const log = openOwnedFile(paths.daemonLog, 'append');
+  const child = spawn(command[0] as string, command.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: paths.home });
+  closeSync(log);
+  let exitCode: number | null = null;
+  child.once('exit', (code) => {
+    exitCode = code ?? 1;
+  });
+  // A launcher that cannot be run at all (ENOENT) is an exit like any other.
+  child.once('error', () => {
+    exitCode ??= 127;
+  });
+  child.unref();
+  return { exitCode: () => exitCode };
 }
 
 function safeSize(path: string): number {

@@ -11,7 +11,7 @@ import type { AgentEvent, RequestBody, ResultMap, Target } from '../protocol.js'
 import { VERSION } from '../version.js';
 import { DaemonClient } from './client.js';
 import { connectIfRunning, stopDaemon, waitForExit } from './daemon-control.js';
-import { describeEvent, renderDetail, renderList } from './render.js';
+import { describeEvent, renderContainment, renderDetail, renderList } from './render.js';
 import { formatBytes } from '../config/units.js';
 import { metricsFlag } from '../config/metrics.js';
 import { normalizeSignal, wholeNumberFlag } from './flags.js';
@@ -553,6 +553,7 @@ daemon
         const relay = status.relay;
         print(relay ? `log relay: pid ${relay.pid}, ${relay.apps} app(s) attached (${relay.fifos} FIFOs), RSS ${formatBytes(relay.rss)}` : `log relay: none (${status.relayProblem ?? 'unknown'})`);
         for (const entry of status.unrotated) print(`  ${entry.app} (instance ${entry.instance}): logs not rotated, written directly: ${entry.why}`);
+        print(renderContainment(status.containment));
       }
     } finally {
       client.close();

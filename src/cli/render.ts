@@ -6,6 +6,7 @@ import { kernelLimitProblems, kernelLimitsFor } from '../cgroup/limits.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 import { unreachable } from '../errors.js';
 import type { AgentEvent, AppDetail, AppStatus, AppSummary, ExitRecord } from '../protocol.js';
+import type { ContainmentInfo } from '../cgroup/types.js';
 
 export function renderTable(rows: string[][], decorate: (row: number, column: number, padded: string) => string = (_r, _c, cell) => cell): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
@@ -71,6 +72,7 @@ export function renderDetail(app: AppDetail): string {
     `  uptime       ${app.uptimeMs === null ? '-' : formatDuration(app.uptimeMs)}    restarts ${app.restarts}`,
     `  memory       ${formatBytes(app.memory)} in ${app.processes} process(es)${app.limits.memory ? `, limit ${formatBytes(app.limits.memory)}` : ''}${app.limits.children !== null ? `, children limit ${app.limits.children}` : ''}`,
     ...kernelCapsLine(definition),
+    `  containment  ${app.containment}${app.containment === 'proc' ? ' (inferred from /proc: a process that clears its tags and leaves the session escapes)' : ' (a cgroup of its own)'}`,
     `  stop         ${definition.stopSignal}, SIGKILL after ${definition.killTimeoutMs} ms`,
     `  restart      ${definition.autorestart ? `backoff ${definition.restartDelayMs}-${definition.maxRestartDelayMs} ms, stable after ${definition.minUptimeMs} ms` : 'off'}${definition.maxRestarts ? `, give up after ${definition.maxRestarts} in ${definition.restartWindowMs} ms` : ''}`,
     ...renderLogFiles(app),
@@ -279,4 +281,11 @@ export function describeEventParts(event: AgentEvent): EventParts {
       return unreachable(event.type);
   }
   return { text, keys: [key, figure].filter((part): part is string => part !== null), lead };
+}
+
+/** `daemon status`: the backend, why, how the daemon was launched, and how to get (better) containment. */
+export function renderContainment(info: ContainmentInfo): string {
+  const lines = [`containment  ${info.backend}: ${info.reason} (daemon launched ${info.launcher === 'direct' ? 'directly' : `in a ${info.launcher}`})`];
+  if (info.enable) lines.push(`             to get containment: ${info.enable}`);
+  return lines.join('\n');
 }

@@ -59,6 +59,8 @@ export function systemdUnit(options: UnitOptions): string {
     '# Stopping the service ends the daemon and every agent in its cgroup, whole trees, nothing left behind.',
     '# Never KillMode=process: it kills only the daemon and orphans every agent and MCP server.',
     'KillMode=control-group',
+    '# The daemon puts each app instance in a cgroup of its own below its unit (membership, kill, limits).',
+    'Delegate=yes',
     'KillSignal=SIGTERM',
     '# Agents get SIGTERM at the same moment as the daemon; give a run time to drain before SIGKILL.',
     'TimeoutStopSec=150',

@@ -5,6 +5,7 @@
  */
 import { readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { AgentpmError } from '../errors.js';
 import { ADDED_SPEC_DEFAULTS } from '../config/defaults.js';
 import type { AppSpec, AppStatus, DaemonSettings, ExitRecord } from '../protocol.js';
 import { readOwnedFile, writeOwnedFileAtomic } from '../safe-files.js';
@@ -128,4 +129,14 @@ export function removeStaleTempFiles(path: string): string[] {
     removed.push(name);
   }
   return removed;
+}
+
+/** A registry (or dump) that could not be written: the file, why (a full disk named as such), and what follows. */
+export function unwritable(path: string, error: unknown, consequence: string): AgentpmError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? `the disk holding it is full (${code}); free space there (df -h ${dirname(path)})`
+      : `${(error as Error).message}; check that the directory is writable`;
+  return new AgentpmError('registry-unwritable', `cannot write ${path}: ${why}. ${consequence}`);
 }

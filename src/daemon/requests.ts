@@ -3,6 +3,7 @@
  * error naming the problem, never with a crash.
  */
 import { constants } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { kernelLimitProblems, MAX_CPU_PERCENT, MIN_CPU_PERCENT, type KernelLimitSpec } from '../cgroup/limits.js';
 import { metricsProblem } from '../config/metrics.js';
@@ -193,4 +194,14 @@ export function parseRequest(value: unknown): ParsedRequest {
   const issue = result.error.issues[0];
   const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
   return { ok: false, id: requestId, message: `invalid request${where}: ${issue?.message ?? 'unrecognised'}` };
+}
+
+/**
+ * Whether a running app's definition is unchanged. The caller's environment (baseEnv) is left out: it
+ * differs from shell to shell, and is taken when an app (re)starts; a change of the app's own `env` counts.
+ */
+export function sameDefinition(current: AppSpec, next: AppSpec): boolean {
+  const { baseEnv: _a, ...a } = current;
+  const { baseEnv: _b, ...b } = next;
+  return isDeepStrictEqual(a, b);
 }

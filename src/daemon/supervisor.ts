@@ -3,8 +3,6 @@
  * trees, the monitor tick over the process table, limits, events, and persistence after every change.
  */
 import { appendOwnedFile, readOwnedFile } from '../safe-files.js';
-import { dirname } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import { AgentpmError } from '../errors.js';
 import { maskCommand, maskDefinition, maskText } from '../secrets.js';
 import { appLogPaths, type HomePaths } from '../home.js';
@@ -33,21 +31,22 @@ import type {
   TickCost,
   TreeProcess,
 } from '../protocol.js';
-import { parseAppSpec } from './requests.js';
+import { parseAppSpec, sameDefinition } from './requests.js';
+import { findIntendedRoot } from './intent.js';
 import { DEFAULT_REAP_INTERVAL_MS } from '../config/defaults.js';
 import type { HomeView } from '../reap/find.js';
 import { OrphanSweeper } from './sweeper.js';
 import { freezeAndKill } from '../proc/contain.js';
-import { terminateTree, type MemberFinder } from '../proc/kill.js';
-import { attribute, childrenByParent, treeOrder, type InstanceRef } from '../proc/tree.js';
+import { subtreesFinder, terminateTree, type MemberFinder } from '../proc/kill.js';
+import { attribute, treeOrder, type InstanceRef } from '../proc/tree.js';
 import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
 import { App, type AppHost, type Instance } from './app.js';
 import type { EventBus } from './events.js';
 import { readOomKillCount } from './forensics.js';
 import { evaluateLimits, FRESH_BREACH_STATE, type BreachState } from './limits.js';
 import { CpuMeter, EMPTY_FIGURES, measureTree, type TreeFigures } from './monitor.js';
-import { REGISTRY_VERSION, saveRegistry, upgradeSpec, writeAtomically, type PersistedInstance, type RegistryFile, type SpawnIntent } from './registry.js';
-import { commandFor, spawnInstance } from './spawn.js';
+import { REGISTRY_VERSION, saveRegistry, unwritable, upgradeSpec, writeAtomically, type PersistedInstance, type RegistryFile } from './registry.js';
+import { spawnInstance } from './spawn.js';
 import { Watchers } from './watch.js';
 import { Notifier, parseNotifyRate } from './notify.js';
 import { HealthChecks } from './health.js';
@@ -179,7 +178,7 @@ export class Supervisor implements AppHost {
         app.hold(saved.instance);
         continue;
       }
-      const intended = saved.spawning ? this.findIntendedRoot(snapshot, app.spec, saved.spawning) : null;
+      const intended = saved.spawning ? findIntendedRoot(this.table, snapshot, this.paths.home, app.spec, saved.spawning) : null;
       if (saved.instance && identity === 'ours') {
         // A tree the previous daemon was in the middle of ending (a stop, a restart, freezing a fork
         // storm) is adopted as `stopping`: the first tick finishes the job, rather than the tree running
@@ -214,23 +213,6 @@ export class Supervisor implements AppHost {
     for (const { app, previous } of resume) app.resumeAfterGone(previous);
     const finished = await Promise.allSettled(revive.map((app) => app.revive()));
     for (const outcome of finished) if (outcome.status === 'rejected') this.log(null, `after re-adoption: ${(outcome.reason as Error).message}`);
-  }
-
-  /**
-   * The root of an intended instance, if the spawn happened: the first process carrying the instance's
-   * tag, leading its own session (the root is spawned with setsid) and running the app's command.
-   */
-  private findIntendedRoot(snapshot: ProcSnapshot, spec: AppSpec, intent: SpawnIntent): ProcInfo | null {
-    const { file, args } = commandFor(spec);
-    let root: ProcInfo | null = null;
-    for (const proc of snapshot.byPid.values()) {
-      if (!isAlive(proc) || proc.sid !== proc.pid) continue;
-      const tags = this.table.tags(proc, true);
-      if (tags?.instance !== intent.id || tags.home !== this.paths.home || tags.app !== spec.name) continue;
-      if (root === null || proc.startTime < root.startTime) root = proc;
-    }
-    if (root && this.table.cmdline(root, true) !== [file, ...args].join(' ')) return null;
-    return root;
   }
 
   startTicking(): void {
@@ -611,21 +593,7 @@ export class Supervisor implements AppHost {
   }
 
   async terminateSubtrees(instance: Instance, roots: { pid: number; startTime: number }[], graceMs: number): Promise<number> {
-    const members = this.finderFor(instance);
-    // The victims and whatever descends from them, and only while they are still members of the instance.
-    const finder: MemberFinder = (snapshot) => {
-      const inInstance = members(snapshot);
-      const keys = new Set(inInstance.map((proc) => `${proc.pid}:${proc.startTime}`));
-      const children = childrenByParent(snapshot);
-      const found: ProcInfo[] = [];
-      const queue = roots.map((root) => snapshot.byPid.get(root.pid)).filter((proc): proc is ProcInfo => proc !== undefined && roots.some((root) => root.pid === proc.pid && root.startTime === proc.startTime));
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        if (!keys.has(`${next.pid}:${next.startTime}`)) continue;
-        found.push(next);
-        queue.push(...(children.get(next.pid) ?? []));
-      }
-      return found;
-    };
+    const finder = subtreesFinder(this.finderFor(instance), roots);
     const result = await terminateTree(this.table, finder, { signal: 'SIGTERM', graceMs });
     return result.seen;
   }
@@ -923,15 +891,6 @@ export class Supervisor implements AppHost {
   }
 }
 
-function unwritable(path: string, error: unknown, consequence: string): AgentpmError {
-  const code = (error as NodeJS.ErrnoException).code;
-  const why =
-    code === 'ENOSPC' || code === 'EDQUOT'
-      ? `the disk holding it is full (${code}); free space there (df -h ${dirname(path)})`
-      : `${(error as Error).message}; check that the directory is writable`;
-  return new AgentpmError('registry-unwritable', `cannot write ${path}: ${why}. ${consequence}`);
-}
-
 function isoOrNull(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
@@ -949,14 +908,4 @@ function instanceRef(instance: Instance): InstanceRef {
     followDetached: instance.followDetached,
     rootSeenAlive: instance.rootSeenAlive,
   };
-}
-
-/**
- * Whether a running app's definition is unchanged. The caller's environment (baseEnv) is left out: it
- * differs from shell to shell, and is taken when an app (re)starts; a change of the app's own `env` counts.
- */
-function sameDefinition(current: AppSpec, next: AppSpec): boolean {
-  const { baseEnv: _a, ...a } = current;
-  const { baseEnv: _b, ...b } = next;
-  return isDeepStrictEqual(a, b);
 }

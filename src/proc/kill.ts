@@ -156,3 +156,19 @@ export async function killUntilGone(
     await sleep(10);
   }
 }
+
+/** The given processes and whatever descends from them, and only while they are still members (by `members`). */
+export function subtreesFinder(members: MemberFinder, roots: readonly Pick<ProcInfo, 'pid' | 'startTime'>[]): MemberFinder {
+  return (snapshot) => {
+    const keys = new Set(members(snapshot).map(key));
+    const children = childrenByParent(snapshot);
+    const found: ProcInfo[] = [];
+    const queue = roots.map((root) => snapshot.byPid.get(root.pid)).filter((proc): proc is ProcInfo => proc !== undefined && roots.some((root) => root.pid === proc.pid && root.startTime === proc.startTime));
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      if (!keys.has(key(next))) continue;
+      found.push(next);
+      queue.push(...(children.get(next.pid) ?? []));
+    }
+    return found;
+  };
+}

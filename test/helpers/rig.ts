@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppDetail, AppSummary } from '../../src/protocol.js';
 import { isAlivePid, liveProcesses, TEST_HOME_PREFIX } from './procs.js';
+import { findTrees, noteTreeName, removeTrees, treeNameOf } from './cgroups.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'bin', 'agentpm');
@@ -50,6 +51,7 @@ export class Rig {
     const env: NodeJS.ProcessEnv = { ...process.env, AGENTPM_HOME: home, AGENTPM_TICK_MS: '200', NO_COLOR: '1', ...extraEnv };
     delete env['AGENTPM_APP'];
     delete env['AGENTPM_INSTANCE'];
+    noteTreeName(home);
     return new Rig(home, env);
   }
 
@@ -131,14 +133,18 @@ export class Rig {
    */
   async dispose(): Promise<void> {
     let leaked: string[] = [];
+    const tree = new Set([treeNameOf(this.home)]);
     try {
-      await this.cli(['kill'], { timeoutMs: 60_000 });
+      const killed = await this.cli(['kill'], { timeoutMs: 60_000 });
       await waitFor(() => this.daemonPid() === undefined, 'the daemon to exit', 5000).catch(() => undefined);
       // After `kill` the relay exits by itself once the stopped apps' FIFOs are drained; whatever is
       // left of it (a test that killed the daemon) is ended below by pid, as every process of this home.
       await waitFor(() => this.relayPid() === undefined, 'the log relay to exit', 3000).catch(() => undefined);
       leaked = this.tagged().map((proc) => `${proc.pid} ${proc.cmd}`);
+      // A daemon that ran `kill` removes its whole cgroup tree; without one (killed by a test), the tree is the rig's to remove.
+      if (killed.stdout.includes('daemon stopped')) leaked.push(...findTrees(tree).map((dir) => `cgroup ${dir}`));
     } finally {
+      await removeTrees(findTrees(tree));
       for (let round = 0; round < 50; round += 1) {
         const pids = [...liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === this.home).map((proc) => proc.pid), ...[...this.ownPids].filter(isAlivePid)];
         if (pids.length === 0) break;
@@ -153,7 +159,7 @@ export class Rig {
       }
       rmSync(this.home, { recursive: true, force: true });
     }
-    if (leaked.length > 0) throw new Error(`agentpm kill left ${leaked.length} tagged process(es) behind:\n${leaked.join('\n')}`);
+    if (leaked.length > 0) throw new Error(`agentpm kill left ${leaked.length} tagged process(es) or cgroup(s) behind:\n${leaked.join('\n')}`);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,0 +1,122 @@
+/**
+ * Containment decisions on fixtures: which backend a machine gets (and why), what a forced one needs,
+ * and which members of a `reap: false` instance count as detached.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { detectContainment, parseMounts, parseSelfCgroup, type DetectInput } from '../src/cgroup/detect.js';
+import { detachedMembers } from '../src/cgroup/instance.js';
+import { appDirName } from '../src/cgroup/backends.js';
+import { AgentpmError } from '../src/errors.js';
+import type { ProcInfo } from '../src/proc/table.js';
+
+const HYBRID_SELF = ['9:name=systemd:/', '8:pids:/', '6:freezer:/', '4:memory:/process_api/abc', '1:cpu,cpuacct:/', '0::/'].join('\n');
+const HYBRID_MOUNTS = [
+  'tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0',
+  'cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0',
+  'cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0',
+  'cgroup /sys/fs/cgroup/freezer cgroup rw,relatime,freezer 0 0',
+  'cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0',
+  'cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0',
+].join('\n');
+const V2_SELF = '0::/user.slice/user-1000.slice/user@1000.service/app.slice/agentpm.service';
+const V2_MOUNTS = 'cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0';
+const V2_OWN = `/sys/fs/cgroup${V2_SELF.slice(3)}`;
+
+function input(overrides: Partial<DetectInput>): DetectInput {
+  return {
+    selfCgroup: HYBRID_SELF,
+    mounts: HYBRID_MOUNTS,
+    forced: undefined,
+    cgroup2Root: undefined,
+    uid: 0,
+    treeName: 'agentpm-0123456789ab',
+    writable: () => true,
+    exists: () => true,
+    controllers: () => [],
+    ...overrides,
+  };
+}
+
+describe('detection', () => {
+  test('parses /proc/self/cgroup and /proc/mounts, combined controllers included', () => {
+    const self = parseSelfCgroup(HYBRID_SELF);
+    assert.equal(self.v2, '/');
+    assert.equal(self.v1.get('memory'), '/process_api/abc');
+    assert.equal(self.v1.get('cpuacct'), '/');
+    const mounts = parseMounts(HYBRID_MOUNTS);
+    assert.deepEqual(mounts.v2, ['/sys/fs/cgroup/unified']);
+    assert.equal(mounts.v1.get('cpu'), '/sys/fs/cgroup/cpu,cpuacct');
+  });
+
+  test('root on a hybrid host gets hybrid, under its own cgroup in every hierarchy (never a root it is not in)', () => {
+    const found = detectContainment(input({}));
+    assert.equal(found.backend, 'hybrid');
+    assert.equal(found.own.memory, '/sys/fs/cgroup/memory/process_api/abc');
+    assert.equal(found.own.unified, '/sys/fs/cgroup/unified');
+    assert.equal(found.own.freezer, '/sys/fs/cgroup/freezer');
+  });
+
+  test('a delegated v2 subtree with memory and pids gets cgroup2; without them, membership and kill only, and says what enables limits', () => {
+    const withControllers = detectContainment(input({ selfCgroup: V2_SELF, mounts: V2_MOUNTS, uid: 1000, controllers: () => ['cpu', 'memory', 'pids'] }));
+    assert.equal(withControllers.backend, 'cgroup2');
+    assert.equal(withControllers.own.unified, V2_OWN);
+    assert.equal(withControllers.enable, null);
+    const bare = detectContainment(input({ selfCgroup: V2_SELF, mounts: V2_MOUNTS, uid: 1000 }));
+    assert.equal(bare.backend, 'cgroup2');
+    assert.match(bare.enable ?? '', /Delegate=yes/);
+  });
+
+  test('a user without delegation, or a read-only cgroupfs, falls back to proc with the reason and how to get containment', () => {
+    const user = detectContainment(input({ selfCgroup: V2_SELF, mounts: V2_MOUNTS, uid: 1000, writable: () => false }));
+    assert.equal(user.backend, 'proc');
+    assert.match(user.reason, /not writable by uid 1000/);
+    assert.match(user.enable ?? '', /startup systemd --user/);
+    const hybridReadOnly = detectContainment(input({ writable: () => false }));
+    assert.equal(hybridReadOnly.backend, 'proc');
+  });
+
+  test('without a unified hierarchy, root on v1 gets cgroup1', () => {
+    const found = detectContainment(input({ selfCgroup: HYBRID_SELF.replace('\n0::/', ''), mounts: HYBRID_MOUNTS.replace(/\ncgroup2 .*$/, '') }));
+    assert.equal(found.backend, 'cgroup1');
+    assert.equal(found.own.unified, undefined);
+  });
+
+  test('a daemon started inside its own home tree builds beside it, not inside an instance', () => {
+    const nested = HYBRID_SELF.replace('0::/', '0::/agentpm-0123456789ab/apps/web/abcdef012345');
+    assert.equal(detectContainment(input({ selfCgroup: nested })).own.unified, '/sys/fs/cgroup/unified');
+  });
+
+  test('a forced backend that cannot work is refused with the reason; a forced one that can is used; an unknown name is refused', () => {
+    assert.throws(() => detectContainment(input({ forced: 'cgroup2', writable: (path) => !path.startsWith('/sys/fs/cgroup/unified') })), (error: unknown) => {
+      assert.ok(error instanceof AgentpmError && error.code === 'containment-unavailable');
+      assert.match(error.message, /unified.*not writable.*Unset it/);
+      return true;
+    });
+    assert.equal(detectContainment(input({ forced: 'cgroup1' })).backend, 'cgroup1');
+    assert.equal(detectContainment(input({ forced: 'proc' })).backend, 'proc');
+    assert.throws(() => detectContainment(input({ forced: 'lxc' })), /not a backend; use one of cgroup2, hybrid, cgroup1, proc/);
+  });
+
+  test('AGENTPM_CGROUP2_ROOT replaces the daemon\'s own v2 directory', () => {
+    const found = detectContainment(input({ forced: 'cgroup2', cgroup2Root: '/sys/fs/cgroup/unified/test-root' }));
+    assert.equal(found.own.unified, '/sys/fs/cgroup/unified/test-root');
+  });
+});
+
+function proc(pid: number, ppid: number, sid: number): ProcInfo {
+  return { pid, ppid, pgid: sid, sid, startTime: pid, state: 'S', rssBytes: 0, cpuTicks: 0, comm: 'x' };
+}
+
+test('detached members: out of the root\'s session and not below a process in it, with what they fork', () => {
+  const members = [proc(100, 1, 100), proc(101, 100, 100), proc(102, 101, 102), proc(200, 1, 200), proc(201, 200, 200), proc(300, 1, 100)];
+  assert.deepEqual(detachedMembers(members, 100).map((member) => member.pid), [200, 201]);
+});
+
+test('app directories never take the name of a cgroup interface file', () => {
+  assert.equal(appDirName('web'), 'web');
+  assert.equal(appDirName('memory.max'), '_memory.max');
+  assert.equal(appDirName('cgroup.procs'), '_cgroup.procs');
+  assert.equal(appDirName('detached'), '_detached');
+  assert.equal(appDirName('cpuhog'), 'cpuhog');
+});
