@@ -642,6 +642,8 @@ export class Supervisor implements AppHost {
       if (app.instance) return [instanceRef(app.instance)];
       // Protection only: the reaper never signals members of a live instance.
       if (app.held) return [{ id: app.held.id, rootPid: app.held.pid, rootStartTime: app.held.startTime, rootIsChild: true, followDetached: true }];
+      // Being spawned (the exec shim entering its cgroup): its processes carry a tag no instance has yet.
+      if (app.spawning) return [{ id: app.spawning.id, rootPid: 0, rootStartTime: 0, rootIsChild: false, followDetached: true }];
       return [];
     });
     return { home: this.paths.home, apps: new Set(this.apps.keys()), live };

@@ -4,12 +4,12 @@
  * adoption after kill -9 of the daemon, a fork storm, a memory limit, and what is left in cgroupfs.
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { BackendKind } from '../../src/cgroup/types.js';
 import type { DaemonStatus } from '../../src/protocol.js';
-import { findTrees, treeNameOf } from './cgroups.js';
+import { cgroupsBelow, findTrees, treeNameOf } from './cgroups.js';
 import { isAlivePid, readPids } from './procs.js';
 import { FIXTURES, Rig, waitFor } from './rig.js';
 
@@ -99,6 +99,29 @@ export function containmentCases(backend: BackendKind, extraEnv: Record<string, 
       assert.equal(adopted.restarts, 0, 'adopted, not restarted');
       await rig.ok(['stop', 'agent']);
       assert.equal(isAlivePid(helper), false);
+    });
+
+    test(`${backend}: an instance cgroup no registry entry owns is ended by the next daemon, escaped helper included, and removed`, async (t) => {
+      const rig = await Rig.create(env);
+      t.after(() => rig.dispose());
+      const { script, pidfile } = escapeApp(rig);
+      await rig.ok(['start', script, '--name', 'agent']);
+      const helper = await helperPid(rig, pidfile);
+      const { pid } = await waitFor(async () => {
+        const summary = await rig.app('agent');
+        return summary.processes === 2 ? summary : undefined;
+      }, 'ls to count the helper');
+      const daemon = rig.daemonPid() as number;
+      process.kill(daemon, 'SIGKILL');
+      await waitFor(() => !isAlivePid(daemon), 'the daemon to die');
+      // The registry forgets the app (as an older or damaged registry would): its cgroup is nobody's now.
+      const registryPath = join(rig.home, 'registry.json');
+      const registry = JSON.parse(readFileSync(registryPath, 'utf8')) as { apps: unknown[] };
+      writeFileSync(registryPath, JSON.stringify({ ...registry, apps: [] }));
+      assert.deepEqual(await rig.ls(), []);
+      await waitFor(() => !isAlivePid(helper) && !isAlivePid(pid as number), 'the root and the untagged helper to be ended');
+      const appDirs = treeDirs(rig).map((dir) => join(dir, 'apps', 'agent')).filter((dir) => existsSync(dir));
+      assert.deepEqual(appDirs.flatMap((dir) => cgroupsBelow(dir).filter((below) => below !== dir)), [], 'the instance cgroup is removed');
     });
 
     test(`${backend}: delete removes the app's cgroups, kill removes the home's tree`, async (t) => {
