@@ -9,6 +9,7 @@ import { DaemonClient } from '../src/cli/client.js';
 import type { AgentpmError } from '../src/errors.js';
 import { homePaths } from '../src/home.js';
 import type { OrphanInfo, ReapOptions, ReapResult } from '../src/protocol.js';
+import { noteTreeName, removeTreeOf } from './helpers/cgroups.js';
 import { isAlivePid, liveProcesses, readPids, readProcess, TEST_HOME_PREFIX } from './helpers/procs.js';
 import { CLI, FIXTURES, ROOT, Rig, waitFor } from './helpers/rig.js';
 
@@ -130,9 +131,11 @@ test('unmanaged: only matching, orphaned, old-enough processes of this user; nev
 async function rigWithAnotherHome(t: { after: (fn: () => Promise<void>) => void }): Promise<{ rig: Rig; otherHome: string }> {
   const rig = await Rig.create();
   const otherHome = mkdtempSync(join(tmpdir(), TEST_HOME_PREFIX));
+  noteTreeName(otherHome);
   t.after(async () => {
     await rig.dispose();
     killTaggedWith(otherHome);
+    await removeTreeOf(otherHome);
     rmSync(otherHome, { recursive: true, force: true });
   });
   return { rig, otherHome };
@@ -285,8 +288,10 @@ test("--all-homes never lists another home's live daemon, nor the processes that
 test('an agentpm daemon is never an orphan, not even one without AGENTPM_HOME: neither reap nor the sweep ends it', async (t) => {
   const rig = await Rig.create();
   const user = mkdtempSync(join(tmpdir(), TEST_HOME_PREFIX));
+  noteTreeName(join(user, '.agentpm'));
   t.after(async () => {
     await rig.dispose();
+    await removeTreeOf(join(user, '.agentpm'));
     rmSync(user, { recursive: true, force: true });
   });
   const match = uniqueMatch('untaggeddaemon');

@@ -9,6 +9,8 @@ import { signalIfSameProcess, terminateTree, type MemberFinder } from '../proc/k
 import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
 import { canKillAtOnce, dirsEntries, frozenNow, killAtOnce, membersOf, moveProcess, removeTree, setFrozen } from './cgroupfs.js';
 import type { CgroupDirs, InstanceCgroup } from './types.js';
+import { readOomKillsV1, readOomKillsV2, readTasks, writeLimitsV1, writeLimitsV2, type LimitWriteResult } from './limit-files.js';
+import type { KernelLimits } from './limits.js';
 
 const KILL_WINDOW_MS = 5000;
 const FREEZE_WAIT_MS = 1000;
@@ -114,3 +116,22 @@ export async function removeCgroup(cgroup: InstanceCgroup): Promise<boolean> {
 
 /** A contained tree left frozen (a containment cut short by the daemon's death). */
 export { isFrozen as cgroupFrozen } from './cgroupfs.js';
+
+/** The kernel caps into the instance's cgroup: v2 files in a pure v2 tree, else the v1 controllers'. */
+export function applyLimits(cgroup: InstanceCgroup, limits: KernelLimits): LimitWriteResult {
+  const { dirs } = cgroup;
+  if (cgroup.backend === 'cgroup2' && dirs.unified) return writeLimitsV2(dirs.unified, limits);
+  return writeLimitsV1({ memory: dirs.memory ?? null, pids: dirs.pids ?? null, cpu: dirs.cpu ?? null }, limits);
+}
+
+/** OOM kills inside the instance's own cgroup since it was created; null without a memory controller there. */
+export function oomKillsIn(cgroup: InstanceCgroup): number | null {
+  if (cgroup.backend === 'cgroup2') return cgroup.dirs.unified ? readOomKillsV2(cgroup.dirs.unified) : null;
+  return cgroup.dirs.memory ? readOomKillsV1(cgroup.dirs.memory) : null;
+}
+
+/** Tasks (threads) in the instance's cgroup now; null without a pids controller there. */
+export function tasksIn(cgroup: InstanceCgroup): number | null {
+  const dir = cgroup.backend === 'cgroup2' ? cgroup.dirs.unified : cgroup.dirs.pids;
+  return dir ? readTasks(dir) : null;
+}

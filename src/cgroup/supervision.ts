@@ -5,7 +5,8 @@
  */
 import type { ProcInfo, ProcSnapshot, ProcessTable } from '../proc/table.js';
 import { isFrozen, membersOf } from './cgroupfs.js';
-import { cgroupMembers, killContained, moveDetached, removeCgroup, terminateContained } from './instance.js';
+import { applyLimits, cgroupMembers, killContained, moveDetached, oomKillsIn, removeCgroup, tasksIn, terminateContained } from './instance.js';
+import { kernelLimitsFor, type KernelLimitSpec } from './limits.js';
 import type { Containment, ContainmentInfo, InstanceCgroup } from './types.js';
 
 /** An instance as containment needs it (a subset of the daemon's Instance). */
@@ -16,7 +17,13 @@ export interface ContainedInstance {
   cgroup?: InstanceCgroup;
   /** false for apps with `reap: false`: what the instance detaches is left to live. */
   followDetached: boolean;
+  startedAt: number;
+  /** pids.max was derived again from the tasks the instance had once started (see limits.ts). */
+  tasksCounted?: boolean;
 }
+
+/** What containment needs of an app's definition. */
+export type ContainedSpec = KernelLimitSpec & { name: string; reap: boolean; readyAfterMs: number };
 
 export class InstanceContainment {
   constructor(
@@ -30,9 +37,42 @@ export class InstanceContainment {
     return this.containment.info;
   }
 
-  /** The cgroup for a new instance (created), or undefined under `proc`. */
-  create(app: string, instanceId: string): InstanceCgroup | undefined {
-    return this.containment.create(app, instanceId) ?? undefined;
+  /**
+   * The cgroup for a new instance, created with the app's kernel caps in force before the app runs (the
+   * task cap from the root's allowance until the instance has started); undefined under `proc`.
+   */
+  create(spec: ContainedSpec, instanceId: string, log: (message: string) => void): InstanceCgroup | undefined {
+    const cgroup = this.containment.create(spec.name, instanceId) ?? undefined;
+    if (cgroup) this.limit(spec, cgroup, null, log);
+    return cgroup;
+  }
+
+  /**
+   * On each tick: what a `reap: false` instance detached leaves its cgroup for the app's `detached` one;
+   * once the instance is ready (readyAfter), pids.max is derived again from the tasks it started with.
+   */
+  tick(snapshot: ProcSnapshot, spec: ContainedSpec, instance: ContainedInstance, log: (message: string) => void): void {
+    if (!instance.cgroup) return;
+    const keep = this.keepDetached(spec.name, instance);
+    if (keep) moveDetached(snapshot, instance.cgroup, instance.pid, keep, this.exclude);
+    if (!instance.tasksCounted && Date.now() - instance.startedAt >= spec.readyAfterMs) {
+      instance.tasksCounted = true;
+      if (spec.maxTasks === null && spec.maxChildren !== null) this.limit(spec, instance.cgroup, tasksIn(instance.cgroup), log);
+    }
+  }
+
+  /** OOM kills inside the instance's own cgroup (null: not known there, use the machine's counter). */
+  oomKills(instance: ContainedInstance): number | null {
+    return instance.cgroup ? oomKillsIn(instance.cgroup) : null;
+  }
+
+  private limit(spec: ContainedSpec, cgroup: InstanceCgroup, tasks: number | null, log: (message: string) => void): void {
+    const result = applyLimits(cgroup, kernelLimitsFor(spec, tasks));
+    const problems = [
+      ...(result.unavailable.length > 0 ? [`${result.unavailable.join(', ')} not available in this cgroup (controller not enabled)`] : []),
+      ...result.failed.map((failure) => `${failure.limit}: ${failure.file} refused it (${failure.message})`),
+    ];
+    if (problems.length > 0) log(`kernel caps not enforced: ${problems.join('; ')}; the graceful limits still apply`);
   }
 
   /** The cgroup of an instance a dead daemon spawned but never recorded, if it exists. */
@@ -58,12 +98,6 @@ export class InstanceContainment {
 
   isFrozen(instance: { cgroup: InstanceCgroup }): boolean {
     return isFrozen(instance.cgroup.dirs);
-  }
-
-  /** On each tick: what a `reap: false` instance detached leaves its cgroup for the app's `detached` one. */
-  release(snapshot: ProcSnapshot, app: string, instance: ContainedInstance): void {
-    const keep = this.keepDetached(app, instance);
-    if (keep && instance.cgroup) moveDetached(snapshot, instance.cgroup, instance.pid, keep, this.exclude);
   }
 
   /** Ends and removes the cgroups of instances that are gone (a daemon that died mid-stop, an abandoned intent). */

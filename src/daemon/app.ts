@@ -39,6 +39,8 @@ export interface Instance extends PersistedInstance {
   exited: Promise<ExitStatus> | null;
   /** The app's `reap` setting when the instance started: whether detached processes count as its own. */
   followDetached: boolean;
+  /** pids.max was derived again from the tasks the started instance has (cgroup backends, see cgroup/limits.ts). */
+  tasksCounted?: boolean;
 }
 
 export type AppState =
@@ -71,8 +73,8 @@ export interface AppHost {
   terminateSubtrees(instance: Instance, pids: { pid: number; startTime: number }[], graceMs: number): Promise<number>;
   /** The app's dependencies (dependsOn) that are not ready now; empty when it may start. */
   waitingFor(app: App): string[];
-  /** Whether the kernel's OOM-kill counter rose recently. */
-  oomKillRose(): boolean;
+  /** Whether the kernel OOM-killed in the instance: its own cgroup's counter, else the machine's rose recently. */
+  oomKillRose(instance: Instance): boolean;
   changed(app: App): void;
   emit(type: EventType, app: App, instance: string | null, reason: string | null, data?: Record<string, unknown>): void;
   log(app: App, message: string): void;
@@ -245,7 +247,7 @@ export class App {
       if (this.disposed || this.state.id !== 'online' || this.state.instance.id !== instanceId) return; // already handled
       const instance = this.state.instance;
       this.transition({ id: 'stopping', instance }, 'root-exited');
-      const oomKillRose = this.host.oomKillRose();
+      const oomKillRose = this.host.oomKillRose(instance);
       const { seen } = await this.host.terminate(instance, this.stopSignal, this.spec.killTimeoutMs);
       if (seen > 0) this.host.emit('leftovers-killed', this, instance.id, null, { count: seen });
       this.recordExit(instance, status, null, oomKillRose, seen, null);

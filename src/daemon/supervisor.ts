@@ -550,7 +550,7 @@ export class Supervisor implements AppHost {
   // ---- AppHost ----
 
   async spawn(spec: AppSpec, instanceId: string): Promise<Instance> {
-    const cgroup = this.cgroups.create(spec.name, instanceId);
+    const cgroup = this.cgroups.create(spec, instanceId, (message) => this.log(this.apps.get(spec.name) ?? null, message));
     const sink = await openLogSink(this.relay, this.paths.home, spec.name, instanceId, spec.logs);
     let spawned;
     try {
@@ -602,7 +602,10 @@ export class Supervisor implements AppHost {
     return notReady(app, this.apps, Date.now());
   }
 
-  oomKillRose(): boolean {
+  oomKillRose(instance: Instance): boolean {
+    // Inside the instance's own cgroup the count is exact: no other process's OOM kill is mistaken for its.
+    const own = this.cgroups.oomKills(instance);
+    if (own !== null) return own > 0;
     const now = readOomKillCount();
     const before = this.oomKillSamples[0];
     return now !== null && before !== null && before !== undefined && now > before;
@@ -762,7 +765,7 @@ export class Supervisor implements AppHost {
     const figures = new Map<string, TreeFigures>();
     for (const app of live) {
       const instance = app.instance as Instance;
-      if (tick && !instance.followDetached) this.cgroups.release(snapshot, app.name, instance);
+      if (tick) this.cgroups.tick(snapshot, app.spec, instance, (message) => this.log(app, message));
       const tree = measureTree(members.get(instance.id) ?? [], instance.pid, app.spec.memoryMetric, this.table, this.cpu, snapshot.at, tick);
       figures.set(app.name, tree);
       const rootAlive = tree.members.some((item) => item.proc.pid === instance.pid && item.proc.startTime === instance.startTime);

@@ -105,3 +105,8 @@ export async function removeTrees(dirs: string[]): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** Removes a home's tree (a daemon of a home the rig does not own, killed by the test). */
+export async function removeTreeOf(home: string): Promise<void> {
+  await removeTrees(findTrees(new Set([treeNameOf(home)])));
+}

@@ -36,7 +36,13 @@ async function helperPid(rig: Rig, pidfile: string): Promise<number> {
   return pid as number;
 }
 
-export function containmentCases(backend: BackendKind, extraEnv: Record<string, string> = {}): void {
+/** What the backend's cgroups can enforce on this machine (the v2 controllers may not be enabled). */
+export interface KernelCaps {
+  memory: boolean;
+  pids: boolean;
+}
+
+export function containmentCases(backend: BackendKind, extraEnv: Record<string, string> = {}, caps: KernelCaps = { memory: false, pids: false }): void {
   const contained = backend !== 'proc';
   const env = { AGENTPM_CONTAINMENT: backend, ...extraEnv };
   const treeDirs = (rig: Rig): string[] => findTrees(new Set([treeNameOf(rig.home)]));
@@ -177,4 +183,50 @@ export function containmentCases(backend: BackendKind, extraEnv: Record<string, 
     assert.ok((app.lastExit?.limit?.measured ?? 0) > 150 * MB);
     assert.deepEqual(rig.tagged(), []);
   });
+
+  test(`${backend}: a spike past the hard memory cap ${caps.memory ? 'is OOM-killed by the kernel inside the instance, recorded from its own cgroup as oom-killed' : 'is caught by the graceful limit (no kernel cap here)'}`, async (t) => {
+    const rig = await Rig.create(env);
+    t.after(() => rig.dispose());
+    const script = join(rig.home, 'spike.mjs');
+    // 300 MB at once: far past the cap before any tick can see it.
+    writeFileSync(script, `const held = Buffer.alloc(300 * 1024 * 1024, 1);\nsetInterval(() => held[0]++, 1000);\n`);
+    const config = join(rig.home, 'spike.config.json');
+    writeFileSync(config, JSON.stringify({ apps: [{ name: 'spike', script, maxMemory: '100M', hardMemory: '100M', autorestart: false }] }));
+    await rig.ok(['start', config]);
+    const app = await waitFor(async () => {
+      const summary = await rig.app('spike');
+      return summary.lastExit ? summary : undefined;
+    }, 'the spike to end', 15_000);
+    if (caps.memory) {
+      assert.equal(app.lastExit?.reason, 'oom-killed', JSON.stringify(app.lastExit));
+      assert.equal(app.lastExit?.signal, 'SIGKILL');
+    } else {
+      assert.equal(app.lastExit?.reason, 'memory-limit', JSON.stringify(app.lastExit));
+    }
+  });
+
+  if (caps.pids) {
+    test(`${backend}: a burst of 300 spawns with no delay never gets past pids.max: the kernel refuses the rest`, async (t) => {
+      const rig = await Rig.create(env);
+      t.after(() => rig.dispose());
+      const script = join(rig.home, 'burst.mjs');
+      const report = join(rig.home, 'burst.report');
+      // Counts the spawns the kernel allowed and those it refused (EAGAIN), then reports them.
+      writeFileSync(
+        script,
+        `import { spawn } from 'node:child_process';\nimport { writeFileSync } from 'node:fs';\nlet ok = 0, refused = 0;\n` +
+          `const settle = () => { if (ok + refused === 300) writeFileSync(${JSON.stringify(report)}, JSON.stringify({ ok, refused })); };\n` +
+          `for (let i = 0; i < 300; i += 1) spawn('sleep', ['600'], { stdio: 'ignore' }).on('spawn', () => { ok += 1; settle(); }).on('error', () => { refused += 1; settle(); });\n` +
+          `setInterval(() => {}, 60_000);\n`,
+      );
+      await rig.ok(['start', script, '--name', 'burst', '--max-tasks', '60']);
+      const counts = await waitFor(() => (existsSync(report) ? (JSON.parse(readFileSync(report, 'utf8')) as { ok: number; refused: number }) : undefined), 'the burst to settle', 15_000);
+      // The root's own threads count against the cap too.
+      assert.ok(counts.ok > 10 && counts.ok < 60, `the kernel admitted fewer than pids.max (${JSON.stringify(counts)})`);
+      assert.equal(counts.ok + counts.refused, 300);
+      assert.ok(rig.tagged().length <= 60, 'no more processes live than the cap allows');
+      await rig.ok(['stop', 'burst']);
+      assert.deepEqual(rig.tagged(), []);
+    });
+  }
 }
