@@ -3,10 +3,14 @@
  * and which members of a `reap: false` instance count as detached.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { detectContainment, parseMounts, parseSelfCgroup, type DetectInput } from '../src/cgroup/detect.js';
 import { detachedMembers } from '../src/cgroup/instance.js';
 import { appDirName } from '../src/cgroup/backends.js';
+import { scopePrefix } from '../src/cli/scope.js';
 import { AgentpmError } from '../src/errors.js';
 import type { ProcInfo } from '../src/proc/table.js';
 
@@ -119,4 +123,21 @@ test('app directories never take the name of a cgroup interface file', () => {
   assert.equal(appDirName('cgroup.procs'), '_cgroup.procs');
   assert.equal(appDirName('detached'), '_detached');
   assert.equal(appDirName('cpuhog'), 'cpuhog');
+});
+
+test('the CLI tries a delegated systemd scope only for a user with a reachable user manager and systemd-run', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'agentpm-unit-scope-'));
+  try {
+    mkdirSync(join(dir, 'systemd'));
+    writeFileSync(join(dir, 'systemd', 'private'), '');
+    writeFileSync(join(dir, 'systemd-run'), '#!/bin/sh\n', { mode: 0o755 });
+    const env = { XDG_RUNTIME_DIR: dir, PATH: `/nonexistent:${dir}` };
+    assert.deepEqual(scopePrefix(env, 1000), [join(dir, 'systemd-run'), '--user', '--scope', '--quiet', '--collect', '-p', 'Delegate=yes', '--']);
+    assert.equal(scopePrefix(env, 0), null, 'root has cgroups without a scope');
+    assert.equal(scopePrefix({ ...env, AGENTPM_CONTAINMENT: 'proc' }, 1000), null);
+    assert.equal(scopePrefix({ ...env, XDG_RUNTIME_DIR: join(dir, 'none') }, 1000), null, 'no user manager');
+    assert.equal(scopePrefix({ ...env, PATH: '/nonexistent' }, 1000), null, 'no systemd-run');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

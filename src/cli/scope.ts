@@ -7,8 +7,8 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export function scopePrefix(env: NodeJS.ProcessEnv): string[] | null {
-  if (process.platform !== 'linux' || process.getuid?.() === 0 || env['AGENTPM_CONTAINMENT'] === 'proc') return null;
+export function scopePrefix(env: NodeJS.ProcessEnv, uid = process.getuid?.() ?? -1): string[] | null {
+  if (process.platform !== 'linux' || uid === 0 || env['AGENTPM_CONTAINMENT'] === 'proc') return null;
   const runtime = env['XDG_RUNTIME_DIR'];
   // The user manager's private socket: systemd-run --user talks to it (or to the session bus).
   if (!runtime || !existsSync(join(runtime, 'systemd', 'private'))) return null;
