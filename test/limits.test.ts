@@ -51,7 +51,9 @@ test('a tree that breaches again right after every restart is backed off, not lo
   const config = join(rig.home, 'hog.config.json');
   writeFileSync(
     config,
-    JSON.stringify({ apps: [{ name: 'hog', script: MEMORY_TREE, env: { CHILD_MB: '80' }, maxMemory: '60M', restartDelay: '150ms', maxRestartDelay: '10s', minUptime: '30s' }] }),
+    // No kernel cap (hardMemory: false): under a cgroup backend it would OOM-kill the 80 MB child before a
+    // tick saw it, and this is about the graceful limit's backoff.
+    JSON.stringify({ apps: [{ name: 'hog', script: MEMORY_TREE, env: { CHILD_MB: '80' }, maxMemory: '60M', hardMemory: false, restartDelay: '150ms', maxRestartDelay: '10s', minUptime: '30s' }] }),
   );
   await rig.ok(['start', config]);
   const detail = await waitFor(async () => {

@@ -20,6 +20,8 @@ export interface ContainedInstance {
   startedAt: number;
   /** pids.max was derived again from the tasks the instance had once started (see limits.ts). */
   tasksCounted?: boolean;
+  /** OOM kills in its cgroup already reported. */
+  oomKillsSeen?: number;
 }
 
 /** What containment needs of an app's definition. */
@@ -51,14 +53,19 @@ export class InstanceContainment {
    * On each tick: what a `reap: false` instance detached leaves its cgroup for the app's `detached` one;
    * once the instance is ready (readyAfter), pids.max is derived again from the tasks it started with.
    */
-  tick(snapshot: ProcSnapshot, spec: ContainedSpec, instance: ContainedInstance, log: (message: string) => void): void {
-    if (!instance.cgroup) return;
+  tick(snapshot: ProcSnapshot, spec: ContainedSpec, instance: ContainedInstance, log: (message: string) => void): { newOomKills: number } {
+    if (!instance.cgroup) return { newOomKills: 0 };
     const keep = this.keepDetached(spec.name, instance);
     if (keep) moveDetached(snapshot, instance.cgroup, instance.pid, keep, this.exclude);
     if (!instance.tasksCounted && Date.now() - instance.startedAt >= spec.readyAfterMs) {
       instance.tasksCounted = true;
       if (spec.maxTasks === null && spec.maxChildren !== null) this.limit(spec, instance.cgroup, tasksIn(instance.cgroup), log);
     }
+    // A process the kernel killed at the hard cap while the app lives on (a child): said, never silent.
+    const kills = oomKillsIn(instance.cgroup) ?? 0;
+    const newOomKills = kills - (instance.oomKillsSeen ?? 0);
+    instance.oomKillsSeen = kills;
+    return { newOomKills: Math.max(0, newOomKills) };
   }
 
   /** OOM kills inside the instance's own cgroup (null: not known there, use the machine's counter). */

@@ -224,6 +224,13 @@ export function describeEventParts(event: AgentEvent): EventParts {
       text = `${key} left behind${event.reason === 'daemon-down' ? ' while no daemon ran' : ''}`;
       break;
     case 'limit-breach':
+      if (data['action'] === 'kernel-oom-kill') {
+        // Not a breach the daemon acted on: the kernel's cap took a process, and the app lives on.
+        figure = `${numberOf(data, 'kills')} process(es)`;
+        key = `the kernel OOM-killed ${figure}`;
+        text = `${key} in the app's cgroup at its hard memory cap (${formatBytes(numberOf(data, 'limit'))})`;
+        break;
+      }
       figure = describeLimit(String(event.reason), numberOf(data, 'measured'), numberOf(data, 'limit'));
       key = `${String(event.reason)}: ${figure}`;
       text = `${key}; action ${String(data['action'])}`;

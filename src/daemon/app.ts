@@ -41,6 +41,8 @@ export interface Instance extends PersistedInstance {
   followDetached: boolean;
   /** pids.max was derived again from the tasks the started instance has (cgroup backends, see cgroup/limits.ts). */
   tasksCounted?: boolean;
+  /** OOM kills in the instance's cgroup already reported. */
+  oomKillsSeen?: number;
 }
 
 export type AppState =

@@ -57,6 +57,7 @@ import { startOrder, stopWaves } from './order.js';
 import { isReady } from './readiness.js';
 import { RestartSchedules } from './schedule.js';
 import { InstanceContainment } from '../cgroup/supervision.js';
+import { kernelLimitsFor } from '../cgroup/limits.js';
 import type { Containment, ContainmentInfo, InstanceCgroup } from '../cgroup/types.js';
 
 export interface SupervisorOptions {
@@ -765,7 +766,8 @@ export class Supervisor implements AppHost {
     const figures = new Map<string, TreeFigures>();
     for (const app of live) {
       const instance = app.instance as Instance;
-      if (tick) this.cgroups.tick(snapshot, app.spec, instance, (message) => this.log(app, message));
+      const { newOomKills } = tick ? this.cgroups.tick(snapshot, app.spec, instance, (message) => this.log(app, message)) : { newOomKills: 0 };
+      if (newOomKills > 0) this.emit('limit-breach', app, instance.id, 'memory-limit', { action: 'kernel-oom-kill', kills: newOomKills, limit: kernelLimitsFor(app.spec, null).memoryMaxBytes });
       const tree = measureTree(members.get(instance.id) ?? [], instance.pid, app.spec.memoryMetric, this.table, this.cpu, snapshot.at, tick);
       figures.set(app.name, tree);
       const rootAlive = tree.members.some((item) => item.proc.pid === instance.pid && item.proc.startTime === instance.startTime);

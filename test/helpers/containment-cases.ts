@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { BackendKind } from '../../src/cgroup/types.js';
-import type { DaemonStatus } from '../../src/protocol.js';
+import type { AgentEvent, DaemonStatus } from '../../src/protocol.js';
 import { cgroupsBelow, findTrees, treeNameOf } from './cgroups.js';
 import { isAlivePid, readPids } from './procs.js';
 import { FIXTURES, Rig, waitFor } from './rig.js';
@@ -210,6 +210,25 @@ export function containmentCases(backend: BackendKind, extraEnv: Record<string, 
       assert.equal(app.lastExit?.reason, 'memory-limit', JSON.stringify(app.lastExit));
     }
   });
+
+  if (caps.memory) {
+    test(`${backend}: a child the kernel kills at the hard cap is reported as such, and the app keeps running`, async (t) => {
+      const rig = await Rig.create(env);
+      t.after(() => rig.dispose());
+      const config = join(rig.home, 'child.config.json');
+      writeFileSync(config, JSON.stringify({ apps: [{ name: 'agent', script: MEMORY_TREE, env: { CHILD_MB: '300' }, maxMemory: '150M', hardMemory: '150M' }] }));
+      await rig.ok(['start', config]);
+      const breach = await waitFor(async () => {
+        const lines = (await rig.ok(['events', '--json', '--app', 'agent'])).trim().split('\n').filter(Boolean);
+        return lines.map((line) => JSON.parse(line) as AgentEvent).find((event) => event.type === 'limit-breach' && event.data['action'] === 'kernel-oom-kill');
+      }, 'the kernel OOM kill to be reported', 15_000);
+      assert.equal(breach.data['kills'], 1);
+      const app = await rig.app('agent');
+      assert.equal(app.status, 'online', 'the root lives on');
+      assert.equal(app.restarts, 0);
+      assert.match(await rig.ok(['events', '--app', 'agent']), /the kernel OOM-killed 1 process\(es\) in the app's cgroup at its hard memory cap \(150 MB\)/);
+    });
+  }
 
   if (caps.pids) {
     test(`${backend}: a burst of 300 spawns with no delay never gets past pids.max: the kernel refuses the rest`, async (t) => {
