@@ -4,7 +4,7 @@
  * (members killed by pid: they sit in a cgroup agentpm created for that home, so they are the test's).
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, readFileSync, readdirSync, realpathSync, rmdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_HOME_PREFIX } from './procs.js';
@@ -106,7 +106,15 @@ export async function removeTrees(dirs: string[]): Promise<void> {
   }
 }
 
-/** Removes a home's tree (a daemon of a home the rig does not own, killed by the test). */
+/**
+ * Removes a home's tree (what a daemon killed by the test left), and forgets its name once it is gone:
+ * the list keeps only what the leftover check at the end of the suite must report.
+ */
 export async function removeTreeOf(home: string): Promise<void> {
-  await removeTrees(findTrees(new Set([treeNameOf(home)])));
+  const name = treeNameOf(home);
+  await removeTrees(findTrees(new Set([name])));
+  if (findTrees(new Set([name])).length > 0) return;
+  const left = [...notedTreeNames()].filter((noted) => noted !== name);
+  if (left.length > 0) writeFileSync(TREE_NAMES_FILE, `${left.join('\n')}\n`);
+  else rmSync(TREE_NAMES_FILE, { force: true });
 }

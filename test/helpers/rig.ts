@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppDetail, AppSummary } from '../../src/protocol.js';
 import { isAlivePid, liveProcesses, TEST_HOME_PREFIX } from './procs.js';
-import { findTrees, noteTreeName, removeTrees, treeNameOf } from './cgroups.js';
+import { findTrees, noteTreeName, removeTreeOf, treeNameOf } from './cgroups.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'bin', 'agentpm');
@@ -144,7 +144,7 @@ export class Rig {
       // A daemon that ran `kill` removes its whole cgroup tree; without one (killed by a test), the tree is the rig's to remove.
       if (killed.stdout.includes('daemon stopped')) leaked.push(...findTrees(tree).map((dir) => `cgroup ${dir}`));
     } finally {
-      await removeTrees(findTrees(tree));
+      await removeTreeOf(this.home);
       for (let round = 0; round < 50; round += 1) {
         const pids = [...liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === this.home).map((proc) => proc.pid), ...[...this.ownPids].filter(isAlivePid)];
         if (pids.length === 0) break;
