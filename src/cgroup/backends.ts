@@ -114,7 +114,11 @@ export class CgroupContainment implements Containment {
   }
 
   shutdown(everything: boolean): void {
+    // The daemon's helpers (the log relay, which outlives it) go back with it: they are no app's, and the
+    // tree must be removable once its apps are gone.
+    const leaf = this.map((dir) => join(dir, 'daemon'));
     moveProcess(process.pid, this.own);
+    this.release(leaf);
     if (everything) {
       const base = membershipDir(this.home);
       for (const app of base ? childGroups(join(base, 'apps')) : []) this.release(this.map((dir) => join(dir, 'apps', app, DETACHED)));
