@@ -118,12 +118,17 @@ export class CgroupContainment implements Containment {
     // tree must be removable once its apps are gone.
     const leaf = this.map((dir) => join(dir, 'daemon'));
     moveProcess(process.pid, this.own);
-    this.release(leaf);
     if (everything) {
       const base = membershipDir(this.home);
       for (const app of base ? childGroups(join(base, 'apps')) : []) this.release(this.map((dir) => join(dir, 'apps', app, DETACHED)));
     }
-    for (const [, dir] of dirsEntries(this.home)) removeTree(dir);
+    // After `kill`, every app is gone: what is still exiting (a member being reaped, a helper started
+    // late) gets a bounded moment. Otherwise running apps keep their cgroups, and one pass removes the rest.
+    for (let attempt = 0; attempt < (everything ? 50 : 1); attempt += 1) {
+      if (attempt > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      this.release(leaf);
+      if (dirsEntries(this.home).map(([, dir]) => removeTree(dir)).every(Boolean)) return;
+    }
   }
 
   /** What a `reap: false` app detached goes back to the daemon's own cgroup, where it would be without agentpm. */

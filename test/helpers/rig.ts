@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppDetail, AppSummary } from '../../src/protocol.js';
-import { isAlivePid, liveProcesses, TEST_HOME_PREFIX } from './procs.js';
-import { findTrees, noteTreeName, removeTreeOf, treeNameOf } from './cgroups.js';
+import { isAlivePid, liveProcesses, readProcess, TEST_HOME_PREFIX } from './procs.js';
+import { cgroupsBelow, findTrees, noteTreeName, procsIn, removeTreeOf, treeNameOf } from './cgroups.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'bin', 'agentpm');
@@ -142,7 +142,9 @@ export class Rig {
       await waitFor(() => this.relayPid() === undefined, 'the log relay to exit', 3000).catch(() => undefined);
       leaked = this.tagged().map((proc) => `${proc.pid} ${proc.cmd}`);
       // A daemon that ran `kill` removes its whole cgroup tree; without one (killed by a test), the tree is the rig's to remove.
-      if (killed.stdout.includes('daemon stopped')) leaked.push(...findTrees(tree).map((dir) => `cgroup ${dir}`));
+      if (killed.stdout.includes('daemon stopped')) {
+        for (const dir of findTrees(tree)) leaked.push(...cgroupsBelow(dir).map((cgroup) => `cgroup ${cgroup} (members: ${procsIn(cgroup).map((pid) => `${pid} ${readProcess(pid)?.cmd ?? '?'}`).join(', ') || 'none'})`));
+      }
     } finally {
       await removeTreeOf(this.home);
       for (let round = 0; round < 50; round += 1) {
