@@ -3,7 +3,8 @@
  * and which members of a `reap: false` instance count as detached.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -11,6 +12,8 @@ import { detectContainment, parseMounts, parseSelfCgroup, type DetectInput } fro
 import { detachedMembers } from '../src/cgroup/instance.js';
 import { appDirName } from '../src/cgroup/backends.js';
 import { scopePrefix } from '../src/cli/scope.js';
+import { awaitJoined, checkExecutable, shimCommand, SHIM_FAILED_EXIT } from '../src/cgroup/shim.js';
+import type { InstanceCgroup } from '../src/cgroup/types.js';
 import { AgentpmError } from '../src/errors.js';
 import type { ProcInfo } from '../src/proc/table.js';
 
@@ -140,4 +143,53 @@ test('the CLI tries a delegated systemd scope only for a user with a reachable u
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('the exec shim', () => {
+  const run = (dir: string, command: string[]): { child: ChildProcess; status: () => { code: number | null; signal: string | null } | null } => {
+    const cgroup: InstanceCgroup = { backend: 'cgroup2', dirs: { unified: dir } };
+    const { file, args } = shimCommand(cgroup, { file: command[0] as string, args: command.slice(1) });
+    const child = spawn(file, args, { stdio: 'ignore' });
+    let status: { code: number | null; signal: string | null } | null = null;
+    child.once('exit', (code, signal) => (status = { code, signal }));
+    return { child, status: () => status };
+  };
+
+  test('writes its own pid into cgroup.procs, then becomes the app (same pid, no process left in between)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentpm-unit-shim-'));
+    try {
+      const { child, status } = run(dir, ['sleep', '5']);
+      await awaitJoined({ backend: 'cgroup2', dirs: { unified: dir } }, child.pid as number, status);
+      assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim(), String(child.pid));
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sleep'); i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8'), 'sleep\u00005\u0000', 'the shim exec\'d the app in place');
+      child.kill('SIGKILL');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a shim that cannot enter its cgroup exits 213 before the app runs, and the spawn fails with the reason', async () => {
+    const dir = join(tmpdir(), `agentpm-unit-shim-missing-${process.pid}`);
+    const { child, status } = run(dir, ['sleep', '5']);
+    await assert.rejects(awaitJoined({ backend: 'cgroup2', dirs: { unified: dir } }, child.pid as number, status), (error: unknown) => {
+      assert.ok(error instanceof AgentpmError && error.code === 'spawn-failed');
+      assert.match(error.message, new RegExp(`could not enter its cgroup ${dir} \\(the exec shim exited ${SHIM_FAILED_EXIT}`));
+      return true;
+    });
+    assert.deepEqual(status(), { code: SHIM_FAILED_EXIT, signal: null });
+  });
+
+  test('an app that cannot be executed is refused before the spawn, as Node\'s spawn would have', () => {
+    assert.equal(checkExecutable('/bin/sh', '/', '/usr/bin:/bin'), null);
+    assert.equal(checkExecutable('sh', '/', '/nonexistent:/bin'), null);
+    assert.equal(checkExecutable('no-such-program-agentpm', '/', '/usr/bin:/bin'), 'spawn no-such-program-agentpm ENOENT');
+    const dir = mkdtempSync(join(tmpdir(), 'agentpm-unit-exec-'));
+    try {
+      writeFileSync(join(dir, 'notes.txt'), 'not a program\n', { mode: 0o644 });
+      assert.equal(checkExecutable('./notes.txt', dir, '/bin'), 'spawn ./notes.txt EACCES', 'relative to the app\'s cwd');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
