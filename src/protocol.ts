@@ -328,6 +328,10 @@ export interface DaemonStatus {
   rss: number;
   /** The V8 heap in use, in bytes (the soak watches it for leaks). */
   heapUsed: number;
+  /** The V8 heap committed (what RSS holds for it), in bytes. */
+  heapTotal: number;
+  /** Memory held outside the V8 heap by JavaScript objects (Buffers), in bytes. */
+  external: number;
   tickMs: number;
   /** What the recent monitor ticks cost (one /proc pass, attribution, figures, limits). */
   tickCost: TickCost;

@@ -51,6 +51,8 @@ const STATUS: DaemonStatus = {
   supervisedBy: null,
   rss: 60 * MB,
   heapUsed: 20 * MB,
+  heapTotal: 30 * MB,
+  external: 2 * MB,
   tickMs: 500,
   tickCost: { samples: 10, medianMs: 4, maxMs: 9, processes: 300 },
   machine: { totalBytes: 16 * 1024 * MB, availableBytes: 12 * 1024 * MB, pressureSomeAvg10: 0.25 },

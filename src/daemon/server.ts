@@ -249,7 +249,7 @@ export class ControlServer {
           // systemd sets INVOCATION_ID for the processes of a unit.
           supervisedBy: process.env['INVOCATION_ID'] ? 'systemd' : null,
           rss: process.memoryUsage.rss(),
-          heapUsed: process.memoryUsage().heapUsed,
+          ...heapFigures(),
           tickMs: supervisor.tickMs,
           tickCost: supervisor.tickCost(),
           machine: readMachineMemory(),
@@ -310,4 +310,10 @@ export class ControlServer {
         throw new AgentpmError('bad-request', `unknown request type`);
     }
   }
+}
+
+/** The V8 heap in use and committed, and memory held outside it (Buffers): what a leak hunt separates. */
+function heapFigures(): { heapUsed: number; heapTotal: number; external: number } {
+  const { heapUsed, heapTotal, external } = process.memoryUsage();
+  return { heapUsed, heapTotal, external };
 }
