@@ -112,19 +112,34 @@ export class RelayLink {
   }
 
   private async connectOrStart(): Promise<Connection> {
-    const existing = await this.tryConnect();
+    const existing = await this.answering();
     if (existing) {
-      const hello = await this.hello(existing);
+      const { socket, hello } = existing;
       if (hello.version === VERSION) {
         this.host.event('connected', { pid: hello.pid, version: hello.version });
-        return this.up(existing, hello);
+        return this.up(socket, hello);
       }
-      await this.handOver(existing, hello);
+      await this.handOver(socket, hello);
     }
-    const started = await this.start();
-    const hello = await this.hello(started);
+    const { socket, hello } = await this.start();
     this.host.event('started', { pid: hello.pid, version: hello.version });
-    return this.up(started, hello);
+    return this.up(socket, hello);
+  }
+
+  /**
+   * A relay that answers hello on relay.sock, or null. A relay killed a moment ago can still accept a
+   * connection (its listening socket is closed after the connection whose loss told us it died) and then
+   * drop it: that is no relay, not a failure.
+   */
+  private async answering(): Promise<{ socket: Socket; hello: RelayResultMap['hello'] } | null> {
+    const socket = await this.tryConnect();
+    if (!socket) return null;
+    try {
+      return { socket, hello: await this.hello(socket) };
+    } catch {
+      socket.destroy();
+      return null;
+    }
   }
 
   /** The old relay writes what it read, closes and exits; the FIFOs and what is in them wait for the new one. */
@@ -138,7 +153,7 @@ export class RelayLink {
     for (let waited = 0; waited < 5000 && isAlive(hello.pid); waited += 20) await sleep(20);
   }
 
-  private async start(): Promise<Socket> {
+  private async start(): Promise<{ socket: Socket; hello: RelayResultMap['hello'] }> {
     const env: NodeJS.ProcessEnv = { ...process.env, AGENTPM_HOME: this.host.home };
     for (const tag of INSTANCE_TAGS) delete env[tag];
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -158,8 +173,8 @@ export class RelayLink {
     launch();
     let launches = 1;
     while (Date.now() < deadline) {
-      const socket = await this.tryConnect();
-      if (socket) return socket;
+      const found = await this.answering();
+      if (found) return found;
       // Exit 3: the lock is still held by a relay that is exiting (a hand-over, a kill -9 a moment ago).
       // Tried again a bounded number of times: a relay that holds the lock but does not answer stays.
       if (exitCode === 3 && launches < MAX_LAUNCHES) {
