@@ -13,8 +13,13 @@ import type { MachineMemory } from './proc/machine.js';
 
 export type { MachineMemory } from './proc/machine.js';
 
-/** 2: `start` carries the caller's environment once (`env`), not once per app. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: `start` carries the caller's environment once (`env`), not once per app.
+ * 3: app definitions gained fields (logs, dependsOn, cronRestart, hardMemory, maxTasks, maxCpu), and
+ * `flush` and the metrics settings are new: a CLI finding a daemon of protocol 2 replaces it (the
+ * apps keep running and are adopted) rather than meeting "unrecognized key" on every start.
+ */
+export const PROTOCOL_VERSION = 3;
 /**
  * The largest request the daemon reads. A start carries the caller's environment once, and Linux
  * allows a process at most 2 MiB of arguments and environment by default (ARG_MAX): any environment

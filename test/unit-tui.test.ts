@@ -44,7 +44,7 @@ function proc(pid: number, ppid: number, cmd = `cmd-${pid}`): TreeProcess {
 const STATUS: DaemonStatus = {
   pid: 42,
   version: '0.1.0',
-  protocol: 2,
+  protocol: 3,
   uptimeMs: 1000,
   home: '/tmp/home',
   apps: 2,
