@@ -33,25 +33,24 @@ export const EMPTY_FIGURES: TreeFigures = { rootPid: 0, memory: 0, processes: 0,
  * over a few milliseconds would be noise.
  */
 export class CpuMeter {
-  private previous = new Map<string, { ticks: number; at: number }>();
-  private current = new Map<string, { ticks: number; at: number }>();
-  private percents = new Map<string, number>();
-  private nextPercents = new Map<string, number>();
+  // Keyed by pid with the start time inside (a reused pid starts from nothing): a lookup per process
+  // per tick then builds no key string. One record per process holds both its sample and its percent.
+  private previous = new Map<number, CpuSample>();
+  private current = new Map<number, CpuSample>();
 
   constructor(private readonly clockTicksPerSecond: number) {}
 
   /** On a monitor tick (`advance`), measures; otherwise returns what the last tick measured. */
   percent(proc: ProcInfo, at: number, advance: boolean): number {
-    const key = `${proc.pid}:${proc.startTime}`;
-    if (!advance) return this.percents.get(key) ?? 0;
-    this.current.set(key, { ticks: proc.cpuTicks, at });
-    const before = this.previous.get(key);
+    const before = this.previous.get(proc.pid);
+    const known = before !== undefined && before.startTime === proc.startTime;
+    if (!advance) return known ? before.percent : 0;
     let percent = 0;
-    if (before && at > before.at) {
+    if (known && at > before.at) {
       const seconds = (proc.cpuTicks - before.ticks) / this.clockTicksPerSecond;
       percent = Math.max(0, Math.round((seconds / ((at - before.at) / 1000)) * 1000) / 10);
     }
-    this.nextPercents.set(key, percent);
+    this.current.set(proc.pid, { startTime: proc.startTime, ticks: proc.cpuTicks, at, percent });
     return percent;
   }
 
@@ -59,9 +58,15 @@ export class CpuMeter {
   rotate(): void {
     this.previous = this.current;
     this.current = new Map();
-    this.percents = this.nextPercents;
-    this.nextPercents = new Map();
   }
+}
+
+interface CpuSample {
+  startTime: number;
+  ticks: number;
+  at: number;
+  /** What this sample measured against the one before it: what scans until the next tick report. */
+  percent: number;
 }
 
 export function measureTree(

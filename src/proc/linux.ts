@@ -7,6 +7,11 @@
  * `ps` is used here: a scan has to see every process anyway to find descendants, including those that
  * were reparented to init or called setsid. Environments and command lines never change for one
  * (pid, start time), so they are read once and cached until the process is gone.
+ *
+ * A scan keeps each process's `stat` open from one scan to the next and re-reads it with one pread:
+ * one syscall per process per tick instead of open + read + close, which was most of a tick's cost.
+ * A kept descriptor names one process, not a pid number: once that process is reaped, reading it
+ * fails (ESRCH) even if the pid was handed to a new process, so a reused pid is never read through it.
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { ProcInfo, ProcSnapshot, ProcTags, ProcessTable } from './table.js';
@@ -15,6 +20,15 @@ import type { ProcInfo, ProcSnapshot, ProcTags, ProcessTable } from './table.js'
 const CLOCK_TICKS_PER_SECOND = 100;
 const AT_PAGESZ = 6;
 const UNTAGGED_CACHE_MIN_AGE_MS = 250;
+/** Kept `stat` descriptors are at most this share of the descriptor limit: sockets and logs come first. */
+const KEPT_FD_SHARE = 4;
+const KEPT_FD_MAX = 8192;
+
+/** A value cached for one process: valid while the pid still names a process with this start time. */
+interface Cached<T> {
+  startTime: number;
+  value: T;
+}
 
 export class LinuxProcessTable implements ProcessTable {
   readonly clockTicksPerSecond = CLOCK_TICKS_PER_SECOND;
@@ -22,8 +36,12 @@ export class LinuxProcessTable implements ProcessTable {
   private readonly bootTimeMs = readBootTimeMs();
   readonly bootId = readBootId();
   private readonly statBuffer = Buffer.alloc(4096);
-  private tagCache = new Map<string, ProcTags | null>();
-  private cmdlineCache = new Map<string, string>();
+  /** Keyed by pid: a lookup allocates nothing, and the start time tells a reused pid apart. */
+  private tagCache = new Map<number, Cached<ProcTags | null>>();
+  private cmdlineCache = new Map<number, Cached<string>>();
+  /** pid → its open /proc/<pid>/stat, for the next scan (see the header). */
+  private keptStat = new Map<number, number>();
+  private readonly keptStatMax = keptFdBudget();
 
   scan(): ProcSnapshot {
     const byPid = new Map<number, ProcInfo>();
@@ -33,7 +51,7 @@ export class LinuxProcessTable implements ProcessTable {
       const first = entry.charCodeAt(0);
       if (first < 48 || first > 57) continue;
       const pid = Number(entry);
-      const proc = this.read(pid);
+      const proc = this.readForScan(pid);
       if (proc) byPid.set(pid, proc);
     }
     this.evictGone(byPid);
@@ -41,8 +59,41 @@ export class LinuxProcessTable implements ProcessTable {
   }
 
   read(pid: number): ProcInfo | null {
-    // open + one read into a reused buffer: readFileSync would also fstat and allocate per call, which
-    // is most of the cost of a scan on a busy machine.
+    // Always a fresh open: this is the read the identity check before a signal relies on.
+    let fd: number;
+    try {
+      fd = openSync(`/proc/${pid}/stat`, 'r');
+    } catch (error) {
+      if (isGoneError(error)) return null;
+      throw error;
+    }
+    try {
+      return this.readStat(fd);
+    } catch (error) {
+      if (isGoneError(error)) return null;
+      throw error;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * One process for a scan: through its kept descriptor when there is one, else opened (and kept while
+   * the budget allows). Failures mean what they mean in `read`.
+   */
+  private readForScan(pid: number): ProcInfo | null {
+    const kept = this.keptStat.get(pid);
+    if (kept !== undefined) {
+      let proc: ProcInfo | null = null;
+      try {
+        proc = this.readStat(kept);
+      } catch {
+        // gone (ESRCH), or anything else: the descriptor is dropped and a fresh open decides below
+      }
+      if (proc !== null && proc.pid === pid) return proc;
+      this.keptStat.delete(pid);
+      closeSync(kept);
+    }
     // Only "no such process" (or, under hidepid, "not yours to see") means absent. Any other failure
     // (EMFILE under fd exhaustion, ENOMEM) is thrown: a stop that took it for "gone" would report a
     // tree ended while it still runs.
@@ -53,32 +104,38 @@ export class LinuxProcessTable implements ProcessTable {
       if (isGoneError(error)) return null;
       throw error;
     }
+    let proc: ProcInfo | null = null;
     try {
-      const length = readSync(fd, this.statBuffer, 0, this.statBuffer.length, 0);
-      return parseStat(this.statBuffer.toString('latin1', 0, length), this.pageSize);
+      proc = this.readStat(fd);
     } catch (error) {
+      closeSync(fd);
       if (isGoneError(error)) return null;
       throw error;
-    } finally {
-      closeSync(fd);
     }
+    if (proc !== null && this.keptStat.size < this.keptStatMax) this.keptStat.set(pid, fd);
+    else closeSync(fd);
+    return proc;
+  }
+
+  /** One read into a reused buffer: readFileSync would also fstat and allocate per call. */
+  private readStat(fd: number): ProcInfo | null {
+    const length = readSync(fd, this.statBuffer, 0, this.statBuffer.length, 0);
+    return parseStat(this.statBuffer.toString('latin1', 0, length), this.pageSize);
   }
 
   tags(proc: ProcInfo, fresh = false): ProcTags | null {
-    const key = cacheKey(proc);
-    const cached = fresh ? undefined : this.tagCache.get(key);
-    if (cached !== undefined) return cached;
+    const cached = fresh ? undefined : this.tagCache.get(proc.pid);
+    if (cached !== undefined && cached.startTime === proc.startTime) return cached.value;
     const tags = readTags(proc.pid);
     // Between fork and exec a child still shows its parent's environment, with the same start time it
     // will keep after exec. So "untagged" is only remembered for processes old enough to have exec'd.
-    if (tags !== null || Date.now() - this.startedAtMs(proc) > UNTAGGED_CACHE_MIN_AGE_MS) this.tagCache.set(key, tags);
+    if (tags !== null || Date.now() - this.startedAtMs(proc) > UNTAGGED_CACHE_MIN_AGE_MS) this.tagCache.set(proc.pid, { startTime: proc.startTime, value: tags });
     return tags;
   }
 
   cmdline(proc: ProcInfo, fresh = false): string {
-    const key = cacheKey(proc);
-    const cached = fresh ? undefined : this.cmdlineCache.get(key);
-    if (cached !== undefined) return cached;
+    const cached = fresh ? undefined : this.cmdlineCache.get(proc.pid);
+    if (cached !== undefined && cached.startTime === proc.startTime) return cached.value;
     let cmd = '';
     try {
       cmd = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').replace(/\0+$/, '').replaceAll('\0', ' ');
@@ -86,7 +143,7 @@ export class LinuxProcessTable implements ProcessTable {
       // gone or a kernel thread: fall back to comm below
     }
     if (cmd === '') cmd = `[${proc.comm}]`;
-    this.cmdlineCache.set(key, cmd);
+    this.cmdlineCache.set(proc.pid, { startTime: proc.startTime, value: cmd });
     return cmd;
   }
 
@@ -119,12 +176,14 @@ export class LinuxProcessTable implements ProcessTable {
   }
 
   private evictGone(byPid: Map<number, ProcInfo>): void {
-    for (const cache of [this.tagCache, this.cmdlineCache] as Map<string, unknown>[]) {
-      for (const key of cache.keys()) {
-        const [pid, start] = key.split(':');
-        const live = byPid.get(Number(pid));
-        if (!live || String(live.startTime) !== start) cache.delete(key);
-      }
+    for (const cache of [this.tagCache, this.cmdlineCache] as Map<number, Cached<unknown>>[]) {
+      for (const [pid, cached] of cache) if (byPid.get(pid)?.startTime !== cached.startTime) cache.delete(pid);
+    }
+    // Processes no longer listed: their descriptors are closed now, not when the pid shows up again.
+    for (const [pid, fd] of this.keptStat) {
+      if (byPid.has(pid)) continue;
+      this.keptStat.delete(pid);
+      closeSync(fd);
     }
   }
 }
@@ -134,34 +193,52 @@ function isGoneError(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM';
 }
 
-function cacheKey(proc: ProcInfo): string {
-  return `${proc.pid}:${proc.startTime}`;
-}
-
-/** Parses /proc/<pid>/stat. comm may contain spaces and parentheses, so split after the last ')'. */
+/**
+ * Parses /proc/<pid>/stat. comm may contain spaces and parentheses, so the fields are read after the
+ * last ')'. They are walked in place rather than split: a scan parses every process on every tick, and
+ * an array of 50 strings per process was most of its garbage.
+ */
 export function parseStat(text: string, pageSize: number): ProcInfo | null {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return null;
   const pid = Number(text.slice(0, open).trim());
   const comm = text.slice(open + 1, close);
-  // Fields from 3 (state) on; index i here is field i + 3 of proc(5).
-  const rest = text.slice(close + 2).split(' ');
-  const field = (n: number): number => Number(rest[n - 3]);
-  const state = rest[0] ?? '?';
-  const proc: ProcInfo = {
-    pid,
-    ppid: field(4),
-    pgid: field(5),
-    sid: field(6),
-    cpuTicks: field(14) + field(15),
-    startTime: field(22),
-    rssBytes: field(24) * pageSize,
-    state,
-    comm,
-  };
-  if (!Number.isFinite(proc.pid) || !Number.isFinite(proc.startTime)) return null;
-  return proc;
+  let state = '?';
+  // Fields of proc(5) from 3 (state) on; a field that is missing or not a number stays NaN.
+  let ppid = NaN;
+  let pgid = NaN;
+  let sid = NaN;
+  let utime = NaN;
+  let stime = NaN;
+  let startTime = NaN;
+  let rssPages = NaN;
+  let field = 3;
+  let value = 0;
+  let digits = 0;
+  for (let at = close + 2; at <= text.length && field <= 24; at += 1) {
+    const code = at < text.length ? text.charCodeAt(at) : 32;
+    if (code === 32 || code === 10) {
+      const number = digits > 0 ? value : NaN;
+      if (field === 3) state = text.slice(at - digits, at) || '?';
+      else if (field === 4) ppid = number;
+      else if (field === 5) pgid = number;
+      else if (field === 6) sid = number;
+      else if (field === 14) utime = number;
+      else if (field === 15) stime = number;
+      else if (field === 22) startTime = number;
+      else if (field === 24) rssPages = number;
+      field += 1;
+      value = 0;
+      digits = 0;
+      continue;
+    }
+    digits += 1;
+    // A sign or any other character makes the field no number (the fields read here are never negative).
+    value = code >= 48 && code <= 57 ? value * 10 + (code - 48) : NaN;
+  }
+  if (!Number.isFinite(pid) || !Number.isFinite(startTime)) return null;
+  return { pid, ppid, pgid, sid, cpuTicks: utime + stime, startTime, rssBytes: rssPages * pageSize, state, comm };
 }
 
 /** Extracts the AGENTPM_* tags from a NUL-separated environment block. */
@@ -204,6 +281,17 @@ function readPageSize(): number {
     // fall through
   }
   return 4096;
+}
+
+/** How many `stat` descriptors a scan may keep open: a share of this process's descriptor limit. */
+function keptFdBudget(): number {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
+    const soft = match?.[1] === 'unlimited' ? Infinity : Number(match?.[1]);
+    return Number.isFinite(soft) || soft === Infinity ? Math.min(KEPT_FD_MAX, Math.floor(soft / KEPT_FD_SHARE)) : 0;
+  } catch {
+    return 0; // unknown limit: keep none, as before
+  }
 }
 
 function readBootId(): string | null {
