@@ -6,12 +6,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatBytes } from '../config/units.js';
 import { AgentpmError, type ErrorPayload } from '../errors.js';
 import { LineDecoder, encodeFrame } from '../framing.js';
 import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.js';
+import { DAEMON_MAIN } from '../package-files.js';
 import { openOwnedFile, readOwnedFile } from '../safe-files.js';
 import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
@@ -21,7 +21,6 @@ const DAEMON_START_TIMEOUT_MS = 10_000;
 /** A daemon that does not answer hello within this is stopped or hung (hello never waits for anything). */
 const HELLO_TIMEOUT_MS = 10_000;
 let versionNoticeShown = false;
-const DAEMON_MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 
 interface Pending {
   resolve: (value: unknown) => void;

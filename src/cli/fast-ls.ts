@@ -2,6 +2,8 @@
  * `agentpm ls [--json]` without commander: scripts and monitors call it in loops, and it is the
  * command the goal "about as fast as `node -e 0`" is measured on. bin/agentpm routes exactly these
  * argument lists here; everything else (including `ls --help`) goes through the full CLI in main.ts.
+ * The build bundles this module and its imports into dist/fast-ls.cjs (scripts/bundle-ls.mjs): keep its
+ * imports few, and anything that locates a file of the package in package-files.ts.
  */
 import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';

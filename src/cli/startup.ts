@@ -8,9 +8,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseSize } from '../config/units.js';
 import { AgentpmError } from '../errors.js';
+import { DAEMON_MAIN } from '../package-files.js';
 import { wholeNumberFlag } from './flags.js';
 
 export interface UnitOptions {
@@ -39,7 +39,6 @@ export function unitMemoryMax(text: string): string {
   return /^\d+[KMGT]?$/i.test(value) ? value.toUpperCase() : String(parsed.value);
 }
 
-const DAEMON_MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 
 export function systemdUnit(options: UnitOptions): string {
   const lines = [
