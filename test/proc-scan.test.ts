@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { LinuxProcessTable } from '../src/proc/linux.js';
+import { LinuxProcessTable, keptFdBudget } from '../src/proc/linux.js';
 import { waitFor } from './helpers/rig.js';
 
 const started: ChildProcess[] = [];
+// One table, as in the daemon: every table in a process shares one budget of kept descriptors.
+const table = new LinuxProcessTable();
 
 function start(command: string, args: string[]): ChildProcess {
   const child = spawn(command, args, { stdio: 'ignore' });
@@ -48,7 +50,6 @@ after(async () => {
 
 describe('LinuxProcessTable.scan', () => {
   test('a later scan reads the figures of that moment, not the first read of the process', async () => {
-    const table = new LinuxProcessTable();
     const busy = start(process.execPath, ['-e', 'for (;;) {}']);
     const pid = busy.pid as number;
     const first = await waitFor(() => table.scan().byPid.get(pid), 'the busy child in a scan');
@@ -63,7 +64,6 @@ describe('LinuxProcessTable.scan', () => {
   });
 
   test('every process a scan lists is what a fresh read of its pid gives (same process, same parent)', async () => {
-    const table = new LinuxProcessTable();
     const sleeper = start('sleep', ['60']);
     table.scan(); // opens and keeps
     const snapshot = table.scan(); // reads through what it kept
@@ -82,12 +82,12 @@ describe('LinuxProcessTable.scan', () => {
   });
 
   test('a process that is gone leaves the scan, and its kept descriptor is closed', async () => {
-    const table = new LinuxProcessTable();
     const children = Array.from({ length: 20 }, () => start('sleep', ['60']));
     const pids = children.map((child) => child.pid as number);
     const seen = table.scan();
     for (const pid of pids) assert.ok(seen.byPid.has(pid), `pid ${pid} listed`);
-    assert.deepEqual(statHeldFor(pids).sort(), [...pids].sort(), 'each listed process has its stat kept open');
+    // On a machine with more processes than the budget, the newest are read by a fresh open instead.
+    if (seen.byPid.size + pids.length < keptFdBudget()) assert.deepEqual(statHeldFor(pids).sort(), [...pids].sort(), 'each listed process has its stat kept open');
     for (const child of children) child.kill('SIGKILL');
     await Promise.all(children.map(exited)); // reaped: the pids are free
     const after = table.scan();
@@ -96,7 +96,6 @@ describe('LinuxProcessTable.scan', () => {
   });
 
   test('kept descriptors do not leak into the processes the daemon spawns', () => {
-    const table = new LinuxProcessTable();
     table.scan();
     const held = openDescriptors();
     assert.ok(held > 10, 'the scan keeps descriptors');

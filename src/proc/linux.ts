@@ -24,6 +24,9 @@ const UNTAGGED_CACHE_MIN_AGE_MS = 250;
 const KEPT_FD_SHARE = 4;
 const KEPT_FD_MAX = 8192;
 
+/** Kept descriptors of every table in this process, against one budget (a share of the descriptor limit). */
+const kept = { count: 0, max: -1 };
+
 /** A value cached for one process: valid while the pid still names a process with this start time. */
 interface Cached<T> {
   startTime: number;
@@ -41,7 +44,6 @@ export class LinuxProcessTable implements ProcessTable {
   private cmdlineCache = new Map<number, Cached<string>>();
   /** pid → its open /proc/<pid>/stat, for the next scan (see the header). */
   private keptStat = new Map<number, number>();
-  private readonly keptStatMax = keptFdBudget();
 
   scan(): ProcSnapshot {
     const byPid = new Map<number, ProcInfo>();
@@ -82,17 +84,16 @@ export class LinuxProcessTable implements ProcessTable {
    * the budget allows). Failures mean what they mean in `read`.
    */
   private readForScan(pid: number): ProcInfo | null {
-    const kept = this.keptStat.get(pid);
-    if (kept !== undefined) {
+    const keptFd = this.keptStat.get(pid);
+    if (keptFd !== undefined) {
       let proc: ProcInfo | null = null;
       try {
-        proc = this.readStat(kept);
+        proc = this.readStat(keptFd);
       } catch {
         // gone (ESRCH), or anything else: the descriptor is dropped and a fresh open decides below
       }
       if (proc !== null && proc.pid === pid) return proc;
-      this.keptStat.delete(pid);
-      closeSync(kept);
+      this.release(pid, keptFd);
     }
     // Only "no such process" (or, under hidepid, "not yours to see") means absent. Any other failure
     // (EMFILE under fd exhaustion, ENOMEM) is thrown: a stop that took it for "gone" would report a
@@ -112,9 +113,20 @@ export class LinuxProcessTable implements ProcessTable {
       if (isGoneError(error)) return null;
       throw error;
     }
-    if (proc !== null && this.keptStat.size < this.keptStatMax) this.keptStat.set(pid, fd);
-    else closeSync(fd);
+    if (kept.max < 0) kept.max = keptFdBudget();
+    if (proc !== null && kept.count < kept.max) {
+      this.keptStat.set(pid, fd);
+      kept.count += 1;
+    } else {
+      closeSync(fd);
+    }
     return proc;
+  }
+
+  private release(pid: number, fd: number): void {
+    this.keptStat.delete(pid);
+    kept.count -= 1;
+    closeSync(fd);
   }
 
   /** One read into a reused buffer: readFileSync would also fstat and allocate per call. */
@@ -180,11 +192,7 @@ export class LinuxProcessTable implements ProcessTable {
       for (const [pid, cached] of cache) if (byPid.get(pid)?.startTime !== cached.startTime) cache.delete(pid);
     }
     // Processes no longer listed: their descriptors are closed now, not when the pid shows up again.
-    for (const [pid, fd] of this.keptStat) {
-      if (byPid.has(pid)) continue;
-      this.keptStat.delete(pid);
-      closeSync(fd);
-    }
+    for (const [pid, fd] of this.keptStat) if (!byPid.has(pid)) this.release(pid, fd);
   }
 }
 
@@ -284,7 +292,7 @@ function readPageSize(): number {
 }
 
 /** How many `stat` descriptors a scan may keep open: a share of this process's descriptor limit. */
-function keptFdBudget(): number {
+export function keptFdBudget(): number {
   try {
     const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
     const soft = match?.[1] === 'unlimited' ? Infinity : Number(match?.[1]);
