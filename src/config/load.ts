@@ -13,6 +13,7 @@ import type { AppDefinition, DaemonSettings } from '../protocol.js';
 import { fromPm2, isPm2Config, toEcosystemTs } from './pm2.js';
 import { resolveApps, resolveDaemonSettings } from './resolve.js';
 import { graphOf, withDependencies } from '../daemon/order.js';
+import type { RunnableConfig } from './typecheck-cache.js';
 
 const CONFIG_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json'];
 
@@ -46,21 +47,31 @@ export interface LoadHooks {
   typeChecking?: (file: string) => void;
   /** Where successful type checks are remembered (see typecheck-cache.ts); without it, every load checks. */
   typecheckCache?: string;
+  /** Where a type-checked config is kept compiled, to run without tsx; without it, tsx runs it. */
+  compiledConfigs?: string;
+  /** What the type-check cache did, for AGENTPM_DEBUG_CONFIG. */
+  debug?: (message: string) => void;
 }
 
 export async function loadConfigFile(path: string, options: LoadOptions = {}, hooks: LoadHooks = {}): Promise<LoadedConfig> {
   const file = resolve(path);
   const warnings: string[] = [];
+  let runnable: RunnableConfig | null = null;
   if (['.ts', '.mts', '.cts'].includes(extname(file)) && existsSync(file)) {
-    const { typeErrorsCached } = await import('./typecheck-cache.js');
-    const errors = typeErrorsCached(file, { cachePath: hooks.typecheckCache ?? null, checking: hooks.typeChecking });
+    const { checkConfigCached } = await import('./typecheck-cache.js');
+    // The compiled copy imports `agentpm` through the same resolver as any config: without it (running
+    // from the sources), tsx.
+    const compiledDir = hooks.compiledConfigs !== undefined && resolveSelf() ? hooks.compiledConfigs : null;
+    const checked = await checkConfigCached(file, { cachePath: hooks.typecheckCache ?? null, compiledDir, checking: hooks.typeChecking, debug: hooks.debug });
+    const errors = checked.errors;
+    runnable = checked.runnable;
     if (errors === null) warnings.push(`${file} was not type-checked: no TypeScript compiler found (npm i -D typescript)`);
     else if (errors.length > 0) {
       throw new AgentpmError('invalid-config', `${file} has type errors; it was not run and nothing was started:\n  ${errors.join('\n  ')}`);
     }
   }
   hooks.running?.();
-  let exported = await importConfig(file);
+  let exported = await importConfig(file, runnable);
   if (isPm2Config(exported)) {
     const mapped = fromPm2(exported, file);
     if (mapped.problems.length > 0) throw configProblems(mapped.problems, 'nothing was started');
@@ -103,6 +114,7 @@ function configProblems(problems: string[], outcome: string): AgentpmError {
 }
 
 let selfResolving = false;
+let selfResolved = false;
 
 /**
  * Once per process, before a config is imported: `agentpm` resolves to this agentpm (see
@@ -110,29 +122,49 @@ let selfResolving = false;
  * which node 20's module hooks do not see (tsx runs a `.ts` config outside a `"type": "module"`
  * package as CommonJS, so its `import` becomes a require()).
  */
-function resolveSelf(): void {
-  if (selfResolving) return;
+function resolveSelf(): boolean {
+  if (selfResolving) return selfResolved;
   selfResolving = true;
   const hook = new URL('./self-hook.js', import.meta.url);
   const entry = new URL('../index.js', import.meta.url);
   const cjsEntry = fileURLToPath(new URL('./define.cjs', import.meta.url));
   // Running from the sources (tests under tsx): there is no compiled entry to map to.
-  if (![fileURLToPath(hook), fileURLToPath(entry), cjsEntry].every((file) => existsSync(file))) return;
+  if (![fileURLToPath(hook), fileURLToPath(entry), cjsEntry].every((file) => existsSync(file))) return false;
   register(hook, { data: { entry: entry.href } });
   const cjs = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
   const original = cjs._resolveFilename;
   cjs._resolveFilename = function resolveFilename(this: unknown, request: string, ...rest: unknown[]): string {
     return request === 'agentpm' ? cjsEntry : original.call(this, request, ...rest);
   };
+  selfResolved = true;
+  return true;
 }
 
-async function importConfig(file: string): Promise<unknown> {
+/**
+ * A compiled config (compile.ts), run as the file itself would be: an ES module from its text (what it
+ * imports is named by absolute URL), or a CommonJS module whose `require` and module paths are those of
+ * the config file.
+ */
+function runCompiled(file: string, runnable: RunnableConfig): Promise<Record<string, unknown>> {
+  if (runnable.format === 'esm') return import(`data:text/javascript;base64,${Buffer.from(runnable.code).toString('base64')}`) as Promise<Record<string, unknown>>;
+  const cjs = Module as unknown as { _nodeModulePaths(dir: string): string[] };
+  const module = new Module(file) as Module & { _compile(code: string, filename: string): void };
+  module.filename = file;
+  module.paths = cjs._nodeModulePaths(dirname(file));
+  module._compile(runnable.code, file);
+  module.loaded = true;
+  return Promise.resolve(module.exports as Record<string, unknown>);
+}
+
+async function importConfig(file: string, runnable: RunnableConfig | null = null): Promise<unknown> {
   try {
     const extension = extname(file);
     if (extension === '.json') return JSON.parse(readFileSync(file, 'utf8')) as unknown;
     resolveSelf();
     let loaded: Record<string, unknown>;
-    if (extension === '.ts' || extension === '.mts' || extension === '.cts') {
+    if (runnable !== null) {
+      loaded = await runCompiled(file, runnable);
+    } else if (extension === '.ts' || extension === '.mts' || extension === '.cts') {
       const { tsImport } = await import('tsx/esm/api');
       loaded = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
     } else {

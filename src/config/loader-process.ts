@@ -3,7 +3,7 @@
  * leave timers running, print, or call process.exit. Here it can do all of that without touching the
  * CLI: the result (or the error) goes back over IPC, then this process ends, whatever the config left.
  */
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { toErrorPayload } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
 import type { LoaderRequest, LoaderReply } from './isolated.js';
@@ -27,7 +27,11 @@ async function run(request: LoaderRequest): Promise<unknown> {
   };
   if (request.kind === 'convert') return convertPm2File(request.file, hooks);
   const cache = typecheckCachePath();
-  if (cache !== null) hooks.typecheckCache = cache;
+  if (cache !== null) {
+    hooks.typecheckCache = cache;
+    hooks.compiledConfigs = join(dirname(cache), 'compiled-configs');
+  }
+  if (process.env['AGENTPM_DEBUG_CONFIG']) hooks.debug = (message): void => void process.stderr.write(`agentpm: debug: ${basename(request.file)}: ${message}\n`);
   return loadConfigFile(request.file, request.options, hooks);
 }
 
