@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import type { AppDetail } from '../src/protocol.js';
 import { readProcess } from './helpers/procs.js';
 import { Rig, waitFor } from './helpers/rig.js';
@@ -254,4 +256,186 @@ export default { apps: [{ name: 'web', script: 'idle.mjs', env: { PORT: String(c
   assert.match(fixed.stderr, CHECKING, 'the fixed file is checked');
   const again = await start();
   assert.doesNotMatch(again.stderr, CHECKING, 'and then remembered');
+});
+
+const DEBUG_CONFIG = { AGENTPM_DEBUG_CONFIG: '1' };
+const TYPE_CHECKING = /agentpm: type-checking ecosystem\.config\.ts…/;
+const COMPILED = /agentpm: debug: ecosystem\.config\.ts: compiled [0-9a-f]{12}\n/;
+const RAN_COMPILED = /agentpm: debug: ecosystem\.config\.ts: type check remembered; running the compiled copy [0-9a-f]{12}, no tsx\n/;
+
+test('an unchanged .ts config runs its compiled copy, without tsx, and each of its files sees its own paths (import.meta in ESM, __dirname in CommonJS) and packages; an edit to an imported file is run', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  // ESM (a "type": "module" package): import.meta of the config and of a helper in another directory, a
+  // file read relative to each, and a package of the project's node_modules.
+  const esm = project(t, {
+    'package.json': JSON.stringify({ type: 'module' }),
+    'idle.mjs': IDLE,
+    'data.txt': 'beside the config',
+    'lib/data.txt': 'beside the helper',
+    'lib/helper.ts': `import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+export const helperDir: string = dirname(fileURLToPath(import.meta.url));
+export const helperData: string = readFileSync(new URL('./data.txt', import.meta.url), 'utf8');
+export const value: string = 'one';
+`,
+    'node_modules/greeting/package.json': JSON.stringify({ name: 'greeting', version: '1.0.0', type: 'module', main: 'index.js', types: 'index.d.ts' }),
+    'node_modules/greeting/index.js': 'export const where = import.meta.url;\n',
+    'node_modules/greeting/index.d.ts': 'export declare const where: string;\n',
+    'ecosystem.config.ts': `import { readFileSync } from 'node:fs';
+import { defineConfig } from 'agentpm';
+import { where } from 'greeting';
+import { helperData, helperDir, value } from './lib/helper.ts';
+export default defineConfig({
+  apps: [{
+    name: 'esm-paths',
+    script: 'idle.mjs',
+    env: {
+      URL: import.meta.url,
+      DIR: import.meta.dirname,
+      FILE: import.meta.filename,
+      DATA: readFileSync(new URL('./data.txt', import.meta.url), 'utf8'),
+      HELPER_DIR: helperDir,
+      HELPER_DATA: helperData,
+      PACKAGE: where,
+      VALUE: value,
+    },
+  }],
+});
+`,
+  });
+  // CommonJS (no package.json): __dirname and __filename of the config and of a helper elsewhere.
+  const cjs = project(t, {
+    'idle.mjs': IDLE,
+    'data.txt': 'beside the config',
+    'lib/data.txt': 'beside the helper',
+    'lib/helper.ts': `import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+export const helperDir: string = __dirname;
+export const helperData: string = readFileSync(join(__dirname, 'data.txt'), 'utf8');
+export const value: string = 'one';
+`,
+    'ecosystem.config.ts': `import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defineConfig } from 'agentpm';
+import { helperData, helperDir, value } from './lib/helper.ts';
+export default defineConfig({
+  apps: [{
+    name: 'cjs-paths',
+    script: 'idle.mjs',
+    env: { DIR: __dirname, FILE: __filename, DATA: readFileSync(join(__dirname, 'data.txt'), 'utf8'), HELPER_DIR: helperDir, HELPER_DATA: helperData, VALUE: value },
+  }],
+});
+`,
+  });
+  const common = (dir: string, value: string): Record<string, string> => ({
+    DIR: dir,
+    FILE: join(dir, 'ecosystem.config.ts'),
+    DATA: 'beside the config',
+    HELPER_DIR: join(dir, 'lib'),
+    HELPER_DATA: 'beside the helper',
+    VALUE: value,
+  });
+  const cases = [
+    { dir: esm, name: 'esm-paths', expected: (value: string) => ({ ...common(esm, value), URL: pathToFileURL(join(esm, 'ecosystem.config.ts')).href, PACKAGE: pathToFileURL(join(esm, 'node_modules', 'greeting', 'index.js')).href }) },
+    { dir: cjs, name: 'cjs-paths', expected: (value: string) => common(cjs, value) },
+  ];
+  for (const { dir, name, expected } of cases) {
+    const config = join(dir, 'ecosystem.config.ts');
+    const envAfter = async (what: string, debug: RegExp): Promise<Record<string, string>> => {
+      const result = await rig.cli(['start', config], { env: DEBUG_CONFIG });
+      assert.equal(result.code, 0, `${name}, ${what}: ${result.stderr}`);
+      assert.match(result.stderr, debug, `${name}, ${what}`);
+      await online(rig, [name]);
+      return (await rig.show(name)).definition.env;
+    };
+
+    const first = await envAfter('first start', COMPILED);
+    assert.deepEqual(first, expected('one'), `${name}: each file's own paths, on the first start`);
+    await rig.ok(['delete', name]);
+    const again = await envAfter('unchanged', RAN_COMPILED);
+    assert.deepEqual(again, expected('one'), `${name}: the same, from the compiled copy`);
+
+    writeFileSync(join(dir, 'lib', 'helper.ts'), readFileSync(join(dir, 'lib', 'helper.ts'), 'utf8').replace("'one'", "'two'"));
+    const edited = await envAfter('an imported file edited', TYPE_CHECKING);
+    assert.deepEqual(edited, expected('two'), `${name}: the edit is run, not the old compiled copy`);
+    await rig.ok(['delete', name]);
+    assert.deepEqual(await envAfter('edited, then unchanged', RAN_COMPILED), expected('two'), `${name}: the new compiled copy`);
+  }
+});
+
+test('a compiled config copy that was altered, is another user\'s, is a symlink or sits in a directory open to others is never run: the config is compiled again from its checked files', async (t) => {
+  const rig = await Rig.create();
+  t.after(() => rig.dispose());
+  const dir = project(t, {
+    'idle.mjs': IDLE,
+    'ecosystem.config.ts': "export default { apps: [{ name: 'web', script: 'idle.mjs', env: { FROM: 'the config' } }] };\n",
+  });
+  const config = join(dir, 'ecosystem.config.ts');
+  const marker = join(dir, 'tampered-code-ran');
+  // What an attacker would put in place of the compiled copy (CommonJS, as this config compiles to).
+  const evil = `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\nmodule.exports = { default: { apps: [{ name: 'web', script: 'idle.mjs', env: { FROM: 'tampered' } }] } };\n`;
+  const evilSha = createHash('sha256').update(evil).digest('hex');
+  const cacheFile = join(rig.home, 'typecheck-cache.json');
+  const compiledDir = join(rig.home, 'compiled-configs');
+  const compiledRef = (): { sha: string } => (JSON.parse(readFileSync(cacheFile, 'utf8')) as { entries: Record<string, { compiled: { sha: string } }> }).entries[config]!.compiled;
+  /** Points the cache entry at another copy, as only the user (whose file the cache is) could. */
+  const pointAt = (sha: string): void => {
+    const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as { entries: Record<string, { compiled: { sha: string } }> };
+    cache.entries[config]!.compiled.sha = sha;
+    writeFileSync(cacheFile, JSON.stringify(cache));
+  };
+  const start = async (what: string, refusal: RegExp): Promise<void> => {
+    const result = await rig.cli(['start', config], { env: DEBUG_CONFIG });
+    assert.equal(result.code, 0, `${what}: ${result.stderr}`);
+    assert.match(result.stderr, refusal, `${what}: the reason it was not used`);
+    assert.equal(existsSync(marker), false, `${what}: the tampered copy did not run`);
+    assert.equal((await rig.show('web')).definition.env['FROM'], 'the config', what);
+    const next = await rig.cli(['start', config], { env: DEBUG_CONFIG });
+    assert.match(next.stderr, RAN_COMPILED, `${what}: compiled again, and that copy is used from then on`);
+  };
+
+  const first = await rig.cli(['start', config], { env: DEBUG_CONFIG });
+  assert.equal(first.code, 0, first.stderr);
+  await online(rig, ['web']);
+  assert.equal(statSync(compiledDir).mode & 0o777, 0o700, 'the directory of compiled copies is private');
+  const good = compiledRef().sha;
+  assert.equal(statSync(join(compiledDir, `${good}.js`)).mode & 0o777, 0o600, 'a compiled copy is private');
+
+  writeFileSync(join(compiledDir, `${good}.js`), evil);
+  await start('altered in place', /compiled copy not used: \S+ does not hash to its name \(truncated or altered\); compiling again\n[^]*compiled [0-9a-f]{12}\n/);
+
+  writeFileSync(join(compiledDir, `${good}.js`), '');
+  await start('truncated', /does not hash to its name/);
+
+  writeFileSync(join(compiledDir, `${evilSha}.js`), evil, { mode: 0o600 });
+  chownSync(join(compiledDir, `${evilSha}.js`), 65534, 65534);
+  pointAt(evilSha);
+  await start("another user's file", /compiled copy not used: \S+ is owned by uid 65534, not by you/);
+
+  rmSync(join(compiledDir, `${evilSha}.js`), { force: true });
+  const evilFile = join(dir, 'evil.js');
+  writeFileSync(evilFile, evil);
+  symlinkSync(evilFile, join(compiledDir, `${evilSha}.js`));
+  pointAt(evilSha);
+  await start('a symlink', /compiled copy not used: \S+ is a symbolic link/);
+
+  rmSync(join(compiledDir, `${evilSha}.js`), { force: true });
+  writeFileSync(join(compiledDir, `${evilSha}.js`), evil, { mode: 0o600 });
+  pointAt(evilSha);
+  chmodSync(compiledDir, 0o777);
+  const open = await rig.cli(['start', config], { env: DEBUG_CONFIG });
+  assert.equal(open.code, 0, open.stderr);
+  assert.match(open.stderr, /compiled copy not used: \S+ is open to others \(mode 777\)/);
+  assert.match(open.stderr, /compiled copy not stored \(\S+ is open to others/, 'nor is a new one written there');
+  assert.equal(existsSync(marker), false, 'a directory open to others: the copy in it did not run');
+  chmodSync(compiledDir, 0o700);
+
+  // A truncated cache file is no cache: the config is checked again.
+  writeFileSync(cacheFile, readFileSync(cacheFile, 'utf8').slice(0, 40));
+  const truncated = await rig.cli(['start', config], { env: DEBUG_CONFIG });
+  assert.equal(truncated.code, 0, truncated.stderr);
+  assert.match(truncated.stderr, TYPE_CHECKING);
+  assert.equal(existsSync(marker), false);
 });
