@@ -389,9 +389,9 @@ test('a compiled config copy that was altered, is another user\'s, is a symlink 
   const start = async (what: string, refusal: RegExp): Promise<void> => {
     const result = await rig.cli(['start', config], { env: DEBUG_CONFIG });
     assert.equal(result.code, 0, `${what}: ${result.stderr}`);
-    assert.match(result.stderr, refusal, `${what}: the reason it was not used`);
     assert.equal(existsSync(marker), false, `${what}: the tampered copy did not run`);
     assert.equal((await rig.show('web')).definition.env['FROM'], 'the config', what);
+    assert.match(result.stderr, refusal, `${what}: the reason it was not used`);
     const next = await rig.cli(['start', config], { env: DEBUG_CONFIG });
     assert.match(next.stderr, RAN_COMPILED, `${what}: compiled again, and that copy is used from then on`);
   };
@@ -427,9 +427,9 @@ test('a compiled config copy that was altered, is another user\'s, is a symlink 
   chmodSync(compiledDir, 0o777);
   const open = await rig.cli(['start', config], { env: DEBUG_CONFIG });
   assert.equal(open.code, 0, open.stderr);
+  assert.equal(existsSync(marker), false, 'a directory open to others: the copy in it did not run');
   assert.match(open.stderr, /compiled copy not used: \S+ is open to others \(mode 777\)/);
   assert.match(open.stderr, /compiled copy not stored \(\S+ is open to others/, 'nor is a new one written there');
-  assert.equal(existsSync(marker), false, 'a directory open to others: the copy in it did not run');
   chmodSync(compiledDir, 0o700);
 
   // A truncated cache file is no cache: the config is checked again.
