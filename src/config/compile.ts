@@ -15,6 +15,7 @@
  * `import.meta`, a `.tsx`, files of both module systems, a bundled file the check did not read) is not
  * compiled: such a config keeps running through tsx.
  */
+import { existsSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -52,6 +53,8 @@ export function formatOf(file: string, texts: ReadonlyMap<string, string>): Modu
         throw new Refused(`${manifest} is not valid JSON`);
       }
     }
+    // One the check did not read could be edited without a new check: its "type" is not trusted.
+    if (existsSync(manifest)) throw new Refused(`${manifest} was not read by the type check`);
     if (dirname(dir) === dir) return 'cjs';
   }
 }
