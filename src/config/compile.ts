@@ -31,7 +31,8 @@ export type Compiled =
       /** Absolute paths of the files the bundle loads natively: gone, the bundle is stale. */
       externals: string[];
     }
-  | { ok: false; reason: string };
+  /** lasting: the same files would be refused again (remembered); else (esbuild failed) worth another try. */
+  | { ok: false; reason: string; lasting: boolean };
 
 const BUNDLED = new Set(['.ts', '.mts', '.cts']);
 const BUILTINS = new Set(builtinModules);
@@ -122,8 +123,8 @@ export async function compileConfig(file: string, texts: ReadonlyMap<string, str
     return { ok: true, format, code, externals: [...externals].sort() };
   } catch (error) {
     const refused = error instanceof Refused ? error : ((error as { errors?: { detail?: unknown; text: string }[] }).errors?.[0]?.detail as Error | undefined);
-    if (refused instanceof Refused) return { ok: false, reason: refused.message };
+    if (refused instanceof Refused) return { ok: false, reason: refused.message, lasting: true };
     const first = (error as { errors?: { text: string }[] }).errors?.[0]?.text ?? (error as Error).message;
-    return { ok: false, reason: `esbuild: ${String(first).split('\n')[0]}` };
+    return { ok: false, reason: `esbuild: ${String(first).split('\n')[0]}`, lasting: false };
   }
 }

@@ -74,7 +74,10 @@ export interface CachedCheck {
   runnable: RunnableConfig | null;
 }
 
-/** The type errors of a config (empty: none), or null when no TypeScript compiler is available. */
+/**
+ * A config's type errors, from the cache when every file is as it was at a successful check; and,
+ * when it type-checks, the module to run in its place if it could be compiled (see compile.ts).
+ */
 export async function checkConfigCached(file: string, options: CachedCheckOptions): Promise<CachedCheck> {
   const compiler = findCompiler(file);
   if (compiler === null) return { errors: null, runnable: null };
@@ -132,7 +135,8 @@ async function compileInto(entry: Entry, file: string, texts: ReadonlyMap<string
   const compiled = await compileConfig(file, texts);
   if (!compiled.ok) {
     options.debug?.(`not compiled (${compiled.reason}): running it through tsx`);
-    entry.compiled = { refused: compiled.reason };
+    if (compiled.lasting) entry.compiled = { refused: compiled.reason };
+    else delete entry.compiled;
     return null;
   }
   const stored = storeCompiled(dir, compiled.code);
