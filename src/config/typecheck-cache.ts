@@ -19,7 +19,7 @@
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readOwnedFile, writeOwnedFileAtomic } from '../safe-files.js';
-import { compileConfig, type ModuleFormat } from './compile.js';
+import type { ModuleFormat } from './compile.js';
 import { readCompiled, sha256 as digest, storeCompiled } from './compiled-store.js';
 import { checkSettings, findCompiler, typeCheck } from './typecheck.js';
 
@@ -132,6 +132,8 @@ async function remembered(file: string, entry: Entry, options: CachedCheckOption
 async function compileInto(entry: Entry, file: string, texts: ReadonlyMap<string, string>, options: CachedCheckOptions): Promise<RunnableConfig | null> {
   const dir = options.compiledDir ?? null;
   if (dir === null) return null;
+  // Loaded only to compile: a remembered start does without it (and without esbuild).
+  const { compileConfig } = await import('./compile.js');
   const compiled = await compileConfig(file, texts);
   if (!compiled.ok) {
     options.debug?.(`not compiled (${compiled.reason}): running it through tsx`);
