@@ -681,10 +681,10 @@ const SCALE_CHILDREN = 14; // 15 processes per app
 const LARGE_APPS = 10;
 const LARGE_CHILDREN = 99; // 10 × 100 = 1,000 managed processes, the bound this case keeps to
 const CPU_WINDOW_MS = 10_000;
-const CLOCK_TICKS_PER_SECOND = 100;
+export const CLOCK_TICKS_PER_SECOND = 100;
 
 /** User + system CPU time of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
-function cpuTicks(pid: number): number {
+export function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);

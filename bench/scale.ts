@@ -19,7 +19,7 @@ import type { FrameLogEntry } from '../src/tui/monit.js';
 import type { AppSummary } from '../src/protocol.js';
 import { waitFor } from '../test/helpers/rig.js';
 import { Tmux, tmuxTerm } from '../test/helpers/tmux.js';
-import { attempt, CLI, cli, cpuPercent, daemonFigures, MARKER, median, mib, ms, procStatFloorMs, runNode, timedAgainst, type Ctx, type Row } from './run.js';
+import { attempt, CLI, cli, CLOCK_TICKS_PER_SECOND, cpuPercent, cpuTicks, daemonFigures, MARKER, median, mib, ms, procStatFloorMs, runNode, timedAgainst, type Ctx, type Row } from './run.js';
 
 const APPS = 200;
 const CHILDREN = 14; // 15 processes per app, 3,000 in all
@@ -49,6 +49,9 @@ function writeConfig(dir: string, file: string, apps: Record<string, unknown>[])
   return path;
 }
 
+/** CPU seconds (user + system) a process used since it had used `since` clock ticks. */
+const cpuSeconds = (pid: number, since: number): number => (cpuTicks(pid) - since) / CLOCK_TICKS_PER_SECOND;
+
 const load = (): string => loadavg().map((value) => value.toFixed(2)).join(' ');
 
 /** Connects the package's client (lighter than a CLI per poll, so polling does not load the machine it times). */
@@ -71,9 +74,11 @@ export async function scale200(ctx: Ctx): Promise<Row[]> {
   const api = await client(ctx);
   try {
     // -------------------------------------------------------------------------------- start
-    console.error(`  scale: starting ${APPS} apps x ${CHILDREN + 1} processes (load ${load()})`);
+    const startLoad = load();
+    console.error(`  scale: starting ${APPS} apps x ${CHILDREN + 1} processes (load ${startLoad})`);
+    const startCpu = cpuTicks(empty.pid);
     const t0 = Date.now();
-    const startRun = cli(ctx, ['start', config], 120_000);
+    const startRun = cli(ctx, ['start', config], 180_000);
     let online: number | null = null;
     let whole: number | null = null;
     for (const deadline = Date.now() + 180_000; Date.now() < deadline && whole === null; await sleep(100)) {
@@ -82,12 +87,14 @@ export async function scale200(ctx: Ctx): Promise<Row[]> {
       if (complete(apps, CHILDREN + 1) === APPS) whole = Date.now() - t0;
     }
     if (online === null || whole === null) throw new Error(`${APPS} apps not online with whole trees within 180 s`);
-    console.error(`  scale: start returned after ${ms(startRun.ms)}, all online ${ms(online)}, all trees whole ${ms(whole)} (load ${load()})`);
+    // The daemon's own CPU is what the load of other work on the machine changes least.
+    const startDaemonCpu = cpuSeconds(empty.pid, startCpu);
+    console.error(`  scale: start returned after ${ms(startRun.ms)}, all online ${ms(online)}, all trees whole ${ms(whole)}; daemon CPU ${startDaemonCpu.toFixed(2)} s (load ${load()})`);
     rows.push({
       case: `12. scale: start of a ${APPS}-app config (${APPS} x ${CHILDREN + 1} procs)`,
-      agentpm: `CLI returns ${ms(startRun.ms)}; all online ${ms(online)}; all ${APPS * (CHILDREN + 1)} procs up ${ms(whole)}`,
+      agentpm: `CLI returns ${ms(startRun.ms)}; all online ${ms(online)}; all ${APPS * (CHILDREN + 1)} procs up ${ms(whole)}; daemon CPU ${startDaemonCpu.toFixed(1)} s`,
       pm2: '-',
-      goal: 'seconds, not minutes: generated ecosystem.config.js, a fresh daemon; online = ls (package client, every 100 ms)',
+      goal: `seconds, not minutes: generated ecosystem.config.js, a fresh daemon; online = ls (package client, every 100 ms); load average ${startLoad} before`,
     });
 
     // ----------------------------------------------------------------- tick, CPU and RSS
@@ -130,17 +137,20 @@ export async function scale200(ctx: Ctx): Promise<Row[]> {
     });
 
     // ------------------------------------------------------------ restart all --parallel
+    const restartLoad = load();
+    const restartCpu = cpuTicks(empty.pid);
     const restartRun = cli(ctx, ['restart', 'all', '--wait', '--parallel', String(PARALLEL), '--json'], 300_000);
+    const restartDaemonCpu = cpuSeconds(empty.pid, restartCpu);
     const outcomes = (JSON.parse(restartRun.stdout) as { ok: boolean; apps: { ok: boolean; waitedMs: number }[] }).apps;
     const failed = outcomes.filter((outcome) => !outcome.ok).length;
     const batches = Math.ceil(APPS / PARALLEL);
     const waited = median(outcomes.map((outcome) => outcome.waitedMs));
-    console.error(`  scale: restart all --parallel ${PARALLEL} --wait ${ms(restartRun.ms)}, ${failed} failed, per app waited median ${ms(waited)} (load ${load()})`);
+    console.error(`  scale: restart all --parallel ${PARALLEL} --wait ${ms(restartRun.ms)}, ${failed} failed, per app waited median ${ms(waited)}; daemon CPU ${restartDaemonCpu.toFixed(2)} s (load ${load()})`);
     rows.push({
       case: `12. scale: restart all --parallel ${PARALLEL} --wait, ${APPS} apps`,
-      agentpm: `${ms(restartRun.ms)} (${ms(restartRun.ms / batches)} per batch of ${PARALLEL}; each app ready ${ms(waited)} after its restart, median)${failed > 0 ? `; ${failed} failed` : ''}`,
+      agentpm: `${ms(restartRun.ms)} (${ms(restartRun.ms / batches)} per batch of ${PARALLEL}; each app ready ${ms(waited)} after its restart, median); daemon CPU ${restartDaemonCpu.toFixed(1)} s${failed > 0 ? `; ${failed} failed` : ''}`,
       pm2: '-',
-      goal: `readyAfter ${READY_AFTER} in the config, so that it times agentpm, not the settle; ${batches} batches (CLI wall time, one run)`,
+      goal: `readyAfter ${READY_AFTER} in the config, so that it times agentpm, not the settle; ${batches} batches (CLI wall time, one run); load average ${restartLoad} before`,
     });
     await waitFor(async () => complete(await api.ls(), CHILDREN + 1) === APPS, 'every tree whole after the restart', 60_000, 250);
 
