@@ -26,17 +26,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { PROTOCOL_VERSION, type AgentEvent, type AppSummary, type TickCost } from '../src/protocol.js';
 import { isAlivePid, liveProcesses, readProcess } from '../test/helpers/procs.js';
+import { scale200 } from './scale.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'bin', 'agentpm');
+export const CLI = join(ROOT, 'bin', 'agentpm');
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 const BENCH_FIXTURES = join(ROOT, 'bench', 'fixtures');
 const PM2_BIN = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 /** In the environment of everything the bench starts; cleanup SIGKILLs by it. */
-const MARKER = 'AGENTPM_BENCH_RUN';
-const OVERALL_LIMIT_MS = 10 * 60_000;
+export const MARKER = 'AGENTPM_BENCH_RUN';
+const OVERALL_LIMIT_MS = 20 * 60_000;
 
-type Row = { case: string; agentpm: string; pm2: string; goal: string };
+export type Row = { case: string; agentpm: string; pm2: string; goal: string };
 interface Pm2Ctx {
   home: string;
   env: NodeJS.ProcessEnv;
@@ -45,7 +46,7 @@ interface Pm2Ctx {
   /** null while PM2 works; otherwise what the pm2 column says instead of figures. */
   unusable: string | null;
 }
-interface Ctx {
+export interface Ctx {
   home: string;
   env: NodeJS.ProcessEnv;
   runId: string;
@@ -57,7 +58,7 @@ const PM2_MISSING = 'pm2 not installed';
 
 // ---------------------------------------------------------------------------------------- helpers
 
-interface RunResult {
+export interface RunResult {
   ms: number;
   code: number | null;
   stdout: string;
@@ -65,7 +66,7 @@ interface RunResult {
 }
 
 /** Runs node with `args` to completion (killed after timeoutMs) and measures its wall time. */
-function runNode(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 30_000): RunResult {
+export function runNode(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 30_000): RunResult {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(process.execPath, args, { env, cwd: ROOT, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 2 ** 20 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -74,7 +75,7 @@ function runNode(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 30_000): Ru
 }
 
 /** Runs the CLI and fails with its output unless it exits 0. */
-function cli(ctx: Ctx, args: string[], timeoutMs = 30_000): RunResult {
+export function cli(ctx: Ctx, args: string[], timeoutMs = 30_000): RunResult {
   const r = runNode(ctx.env, [CLI, ...args], timeoutMs);
   if (r.code !== 0) throw new Error(`agentpm ${args.join(' ')} exited ${r.code}\n${r.stdout}${r.stderr}`);
   return r;
@@ -113,7 +114,7 @@ async function pm2Online(p: Pm2Ctx, name: string): Promise<Pm2Proc> {
 
 const ls = (ctx: Ctx): AppSummary[] => JSON.parse(cli(ctx, ['ls', '--json']).stdout) as AppSummary[];
 
-async function waitFor<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
@@ -123,7 +124,7 @@ async function waitFor<T>(what: string, probe: () => T | null | undefined | fals
   }
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -139,7 +140,7 @@ function timed(fn: () => RunResult, runs = 15, warmup = 2): number {
  * Median wall times of `fn` and of `baseline`, run alternately (after `warmup` of each), so that a
  * ratio between them does not depend on what the machine was doing a few seconds earlier.
  */
-function timedAgainst(fn: () => RunResult, baseline: () => RunResult, runs = 15, warmup = 2): { t: number; base: number } {
+export function timedAgainst(fn: () => RunResult, baseline: () => RunResult, runs = 15, warmup = 2): { t: number; base: number } {
   for (let i = 0; i < warmup; i += 1) fn(), baseline();
   const t: number[] = [];
   const base: number[] = [];
@@ -150,12 +151,12 @@ function timedAgainst(fn: () => RunResult, baseline: () => RunResult, runs = 15,
   return { t: median(t), base: median(base) };
 }
 
-const ms = (value: number): string => (value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`);
+export const ms = (value: number): string => (value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`);
 const secs = (value: number): string => `${(value / 1000).toFixed(2)} s`;
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
 /** A cell's text, or the error that stopped it (the rest of the table still gets measured). */
-async function attempt(what: string, measure: () => Promise<string>): Promise<string> {
+export async function attempt(what: string, measure: () => Promise<string>): Promise<string> {
   try {
     return await measure();
   } catch (error) {
@@ -680,17 +681,17 @@ const SCALE_CHILDREN = 14; // 15 processes per app
 const LARGE_APPS = 10;
 const LARGE_CHILDREN = 99; // 10 × 100 = 1,000 managed processes, the bound this case keeps to
 const CPU_WINDOW_MS = 10_000;
-const CLOCK_TICKS_PER_SECOND = 100;
+export const CLOCK_TICKS_PER_SECOND = 100;
 
 /** User + system CPU time of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15). */
-function cpuTicks(pid: number): number {
+export function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
 
 /** CPU a process used over a window, in % of one core. */
-async function cpuPercent(pid: number, windowMs = CPU_WINDOW_MS): Promise<number> {
+export async function cpuPercent(pid: number, windowMs = CPU_WINDOW_MS): Promise<number> {
   const ticks = cpuTicks(pid);
   const started = Date.now();
   await sleep(windowMs);
@@ -701,7 +702,7 @@ async function cpuPercent(pid: number, windowMs = CPU_WINDOW_MS): Promise<number
  * The floor for a tick: one bare pass that reads every /proc/<pid>/stat once, the cheapest way Node
  * can (open, one read into a reused buffer, close; as the daemon does), median of 15 passes.
  */
-function procStatFloorMs(): number {
+export function procStatFloorMs(): number {
   const buffer = Buffer.alloc(4096);
   const pass = (): number => {
     const t0 = performance.now();
@@ -730,7 +731,7 @@ interface DaemonFigures {
   tickCost: TickCost;
 }
 
-function daemonFigures(ctx: Ctx): DaemonFigures {
+export function daemonFigures(ctx: Ctx): DaemonFigures {
   return JSON.parse(cli(ctx, ['daemon', 'status', '--json']).stdout) as DaemonFigures;
 }
 
@@ -1155,9 +1156,9 @@ async function restartAllWait(ctx: Ctx): Promise<Row[]> {
   ];
 }
 
-const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients, containment, configStart, restartAllWait, logRelay];
+const cases: Case[] = [memoryInChild, memoryInMain, forkStorm, stopTime, lsLatency, daemonScale, abusiveClients, containment, configStart, restartAllWait, logRelay, scale200];
 /** Cases that measure agentpm alone: with only these selected, PM2 is not started. */
-const AGENTPM_ONLY = new Set<Case>([abusiveClients, containment, configStart, restartAllWait, logRelay]);
+const AGENTPM_ONLY = new Set<Case>([abusiveClients, containment, configStart, restartAllWait, logRelay, scale200]);
 
 // ------------------------------------------------------------------------------------------ main
 

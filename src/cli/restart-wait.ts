@@ -82,8 +82,9 @@ export async function restartAndWait(client: DaemonClient, target: Target, flags
     );
   }
   const outcomes: WaitOutcome[] = [];
+  const list = new SharedList(client);
   for (const batch of batchesOf(names, parallel, graph)) {
-    outcomes.push(...(await Promise.all(batch.map((name) => restartOne(client, name, bars.get(name) as Bar, timeoutMs)))));
+    outcomes.push(...(await Promise.all(batch.map((name) => restartOne(client, list, name, bars.get(name) as Bar, timeoutMs)))));
   }
   return { ok: outcomes.every((outcome) => outcome.ok), apps: outcomes };
 }
@@ -104,19 +105,20 @@ export function batchesOf(names: string[], parallel: number, graph: Graph): stri
   return batches;
 }
 
-async function restartOne(client: DaemonClient, name: string, bar: Bar, timeoutMs: number): Promise<WaitOutcome> {
+async function restartOne(client: DaemonClient, list: SharedList, name: string, bar: Bar, timeoutMs: number): Promise<WaitOutcome> {
   const started = Date.now();
   try {
     await client.request({ type: 'restart', target: { names: [name] } });
   } catch (error) {
     return { name, ok: false, status: 'unknown', pid: null, restarts: 0, waitedMs: Date.now() - started, problem: (error as Error).message };
   }
-  const after = await summaryOf(client, name);
+  let seen = await list.summaryOf(name, performance.now());
+  const after = seen.app;
   // The instance we started must be the one that is up: a crash and a quick restart is not "ready".
   let firstPid = after.pid;
   const firstRestarts = after.restarts;
   const deadline = started + timeoutMs;
-  for (let app = after; ; app = await summaryOf(client, name)) {
+  for (let app = after; ; seen = await list.summaryOf(name, seen.sentAt), app = seen.app) {
     const waitedMs = Date.now() - started;
     const base = { name, status: app.status, pid: app.pid, restarts: app.restarts, waitedMs };
     // Waiting for its dependencies (dependsOn) is on the way up, as long as no restart of its own came between.
@@ -137,10 +139,29 @@ async function restartOne(client: DaemonClient, name: string, bar: Bar, timeoutM
   }
 }
 
-async function summaryOf(client: DaemonClient, name: string): Promise<AppSummary> {
-  const app = (await client.request({ type: 'ls' })).find((entry) => entry.name === name);
-  if (!app) throw new AgentpmError('unknown-app', `${name} disappeared while restarting (deleted by someone else?)`);
-  return app;
+/**
+ * The apps of a batch are polled through one `ls` at a time, not one each: every `ls` after a change
+ * makes the daemon read all of /proc again, and ten pollers every 200 ms at 3,000 processes kept it
+ * busy, slowing the very restarts they waited for. An answer is shared only with a caller whose last
+ * look (or restart) came before that `ls` was sent, so no app judges its restart from a list older than
+ * the restart, nor sees the same list twice.
+ */
+export class SharedList {
+  private latest: { sentAt: number; answer: Promise<AppSummary[]> } | null = null;
+
+  constructor(private readonly client: Pick<DaemonClient, 'request'>) {}
+
+  /** `name` in an `ls` sent after `after` (performance.now()), and when that `ls` was sent. */
+  async summaryOf(name: string, after: number): Promise<{ app: AppSummary; sentAt: number }> {
+    if (this.latest === null || this.latest.sentAt <= after) {
+      const sentAt = performance.now();
+      this.latest = { sentAt, answer: this.client.request({ type: 'ls' }) };
+    }
+    const { sentAt, answer } = this.latest;
+    const app = (await answer).find((entry) => entry.name === name);
+    if (!app) throw new AgentpmError('unknown-app', `${name} disappeared while restarting (deleted by someone else?)`);
+    return { app, sentAt };
+  }
 }
 
 function parsed(flag: string, text: string): number {

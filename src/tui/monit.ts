@@ -2,6 +2,7 @@
  * `agentpm monit`: wires the daemon feed, the log tail, the state, the keys and a renderer together.
  * Loaded only by that command (blessed with it), so no other command pays for the TUI.
  */
+import { appendFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import type { HomePaths } from '../home.js';
 import { DaemonClient } from '../cli/client.js';
@@ -16,6 +17,23 @@ import { buildFrame, treeBodyRows } from './view-model.js';
 
 /** How often the log files are polled and the clock and messages move on, independent of the daemon. */
 const TICK_MS = 1000;
+
+/**
+ * AGENTPM_MONIT_FRAME_LOG=<file>: what each frame and each refresh cost is appended there as a JSON
+ * line, so that the bench (bench/scale.ts) times the real render path in a real terminal. Off unless set.
+ */
+const FRAME_LOG = process.env['AGENTPM_MONIT_FRAME_LOG'] || null;
+
+export interface FrameLogEntry {
+  kind: 'frame' | 'snapshot';
+  /** frame: the view model built from the state; snapshot: the daemon's answers taken into the state. */
+  buildMs: number;
+  /** frame: the renderer (blessed) drawing it into the terminal; 0 for a snapshot. */
+  drawMs: number;
+  apps: number;
+  selected: string | null;
+  treeRows: number;
+}
 
 export async function runMonit(paths: HomePaths): Promise<void> {
   if (process.stdout.isTTY !== true || process.stdin.isTTY !== true) {
@@ -50,7 +68,9 @@ class Dashboard {
     this.feed = new DaemonFeed(paths, {
       snapshot: (snapshot) => {
         const before = this.state.selected;
+        const t0 = performance.now();
         applySnapshot(this.state, snapshot, this.glyphs, Date.now());
+        this.logCost('snapshot', performance.now() - t0, 0);
         if (this.state.selected !== before) this.selectionChanged();
         if (this.state.detail !== null) this.logs.follow(this.state.detail.logs);
         this.pollLogs();
@@ -139,8 +159,22 @@ class Dashboard {
       this.drawQueued = false;
       if (this.closed) return;
       const { cols, rows } = this.renderer.size();
-      this.renderer.draw(buildFrame({ state: this.state, cols, rows, glyphs: this.glyphs, now: Date.now() }));
+      const t0 = performance.now();
+      const frame = buildFrame({ state: this.state, cols, rows, glyphs: this.glyphs, now: Date.now() });
+      const t1 = performance.now();
+      this.renderer.draw(frame);
+      this.logCost('frame', t1 - t0, performance.now() - t1);
     });
+  }
+
+  private logCost(kind: FrameLogEntry['kind'], buildMs: number, drawMs: number): void {
+    if (FRAME_LOG === null) return;
+    const entry: FrameLogEntry = { kind, buildMs, drawMs, apps: this.state.apps.length, selected: this.state.selected, treeRows: this.state.treeRows.length };
+    try {
+      appendFileSync(FRAME_LOG, `${JSON.stringify(entry)}\n`);
+    } catch {
+      // A diagnostic: a log that cannot be written never takes the dashboard down.
+    }
   }
 
   private quit(): void {
