@@ -11,7 +11,7 @@ import { MAX_SIZE_BYTES } from '../../config/units.js';
 import { encodeFrame, LineDecoder } from '../../framing.js';
 
 /**
- * Checked by hand rather than with zod (as the daemon's requests are): the relay runs for as long as
+ * Checked by hand rather than with a schema library: the relay runs for as long as
  * any app logs, and zod alone would add about 14 MB to its resident memory.
  */
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
