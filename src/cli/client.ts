@@ -13,7 +13,7 @@ import { LineDecoder, encodeFrame } from '../framing.js';
 import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.js';
 import { DAEMON_MAIN } from '../package-files.js';
 import { openOwnedFile, readOwnedFile } from '../safe-files.js';
-import { RESIDENT_NODE_FLAGS } from '../node-flags.js';
+import { DAEMON_NODE_FLAGS } from '../node-flags.js';
 import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
 import { scopePrefix } from './scope.js';
@@ -231,7 +231,7 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
   delete env['AGENTPM_INSTANCE'];
   const logStart = safeSize(paths.daemonLog);
   const scope = scopePrefix(env);
-  let launch = scope ? launchDaemon(paths, [...scope, process.execPath, DAEMON_MAIN], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, [process.execPath, ...RESIDENT_NODE_FLAGS, DAEMON_MAIN], env);
+  let launch = scope ? launchDaemon(paths, [...scope, process.execPath, DAEMON_MAIN], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], env);
   let scoped = scope !== null;
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   let lastError: NodeJS.ErrnoException | null = null;
@@ -244,7 +244,7 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
     if (scoped && exitCode !== null && exitCode !== 3) {
       // No delegated scope after all (a user manager that refused): the plain launch, silently.
       scoped = false;
-      launch = launchDaemon(paths, [process.execPath, ...RESIDENT_NODE_FLAGS, DAEMON_MAIN], env);
+      launch = launchDaemon(paths, [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], env);
       continue;
     }
     if (exitCode !== null && exitCode !== 3) {

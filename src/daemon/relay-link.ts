@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeFrame, LineDecoder } from '../framing.js';
 import type { LogPolicy, RelayRequest, RelayResponse, RelayResultMap, RelayStatus } from '../protocol.js';
-import { RESIDENT_NODE_FLAGS } from '../node-flags.js';
 import { openOwnedFile } from '../safe-files.js';
 import { VERSION } from '../version.js';
 import { relaySocketPath } from '../logs/fifo.js';
@@ -162,7 +161,7 @@ export class RelayLink {
     const launch = (): void => {
       const log = openOwnedFile(this.host.daemonLog, 'append');
       try {
-        const child = spawn(process.execPath, [...RESIDENT_NODE_FLAGS, RELAY_MAIN], { detached: true, stdio: ['ignore', log, log], env, cwd: this.host.home });
+        const child = spawn(process.execPath, [RELAY_MAIN], { detached: true, stdio: ['ignore', log, log], env, cwd: this.host.home });
         exitCode = null;
         child.once('exit', (code) => (exitCode = code ?? 1));
         child.once('error', () => (exitCode = 1));
