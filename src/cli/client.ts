@@ -231,7 +231,7 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
   delete env['AGENTPM_INSTANCE'];
   const logStart = safeSize(paths.daemonLog);
   const scope = scopePrefix(env);
-  let launch = scope ? launchDaemon(paths, [...scope, process.execPath, DAEMON_MAIN], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], env);
+  let launch = scope ? launchDaemon(paths, [...scope, process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], env);
   let scoped = scope !== null;
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   let lastError: NodeJS.ErrnoException | null = null;
