@@ -112,6 +112,11 @@ async function agentpmLoaded(ctx: FootprintCtx, apps: number): Promise<Figures> 
   try {
     agentpm(ctx, ['start', config], 300_000);
     await waitFor(`${apps} trees under agentpm`, () => tagged('BENCH_TAG', tag).length === apps * (CHILDREN + 1), 180_000);
+    // And until the daemon has seen them all: before that it is still starting apps, not at rest.
+    await waitFor(`agentpm to count ${apps} whole trees`, () => {
+      const list = JSON.parse(agentpm(ctx, ['ls', '--json'])) as { status: string; processes: number }[];
+      return list.length === apps && list.every((app) => app.status === 'online' && app.processes === CHILDREN + 1);
+    }, 180_000);
     return await sampled(agentpmFigures(ctx));
   } finally {
     agentpm(ctx, ['delete', 'all'], 180_000);
