@@ -118,7 +118,7 @@ test('startup systemd prints a unit with KillMode=control-group and installs a u
   for (const line of ['KillMode=control-group', 'Delegate=yes', 'Restart=on-failure', 'TimeoutStopSec=150', 'OOMScoreAdjust=-500', 'TasksMax=2048', 'MemoryMax=12G', `Environment=AGENTPM_HOME=${rig.home}`, 'WantedBy=default.target']) {
     assert.ok(unit.split('\n').includes(line), `the unit has ${line}`);
   }
-  assert.match(unit, /^ExecStart=\S+node \S+dist\/daemon\/main\.js$/m);
+  assert.match(unit, /^ExecStart=\S+node (?:--\S+ )*\S+dist\/daemon\/main\.js$/m);
   // Structurally a unit file: sections in order, and every other line a comment or Key=value.
   const lines = unit.split('\n').filter((line) => line.trim() !== '');
   assert.deepEqual(lines.filter((line) => line.startsWith('[')), ['[Unit]', '[Service]', '[Install]']);
