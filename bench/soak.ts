@@ -59,9 +59,12 @@ function config(home: string): string {
   return file;
 }
 
+/** A start of 20 apps on a shared machine under a load average of 40 took over a minute. */
+const CLI_TIMEOUT_MS = 5 * 60_000;
+
 function cli(env: NodeJS.ProcessEnv, args: string[]): string {
-  const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-  if (result.status !== 0) throw new Error(`agentpm ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: CLI_TIMEOUT_MS });
+  if (result.status !== 0) throw new Error(`agentpm ${args.join(' ')} exited ${result.status ?? `on ${result.signal} after ${CLI_TIMEOUT_MS / 60_000} min`}: ${result.stderr}`);
   return result.stdout;
 }
 
@@ -81,7 +84,7 @@ async function main(): Promise<void> {
     for (const client of clients) client.close();
     await tmux?.kill().catch(() => undefined);
     for (const child of started) if (child.pid !== undefined && child.exitCode === null) child.kill('SIGKILL');
-    spawnSync(process.execPath, [CLI, 'kill'], { env, timeout: 60_000 });
+    spawnSync(process.execPath, [CLI, 'kill'], { env, timeout: CLI_TIMEOUT_MS });
     const left = liveProcesses((proc) => proc.env.get('AGENTPM_HOME') === home).map((proc) => proc.pid);
     for (const pid of left) if (isAlivePid(pid)) process.kill(pid, 'SIGKILL');
     rmSync(home, { recursive: true, force: true });

@@ -165,3 +165,21 @@ test('a daemon whose home was deleted under it re-creates its socket, so command
   assert.equal(rig.daemonPid(), daemon, 'the same daemon answers: no second one was started');
   assert.equal(statSync(rig.home).mode & 0o777, 0o700);
 });
+
+test('the daemon and its log relay run with a 1 MB young generation; AGENTPM_DAEMON_NODE_FLAGS adds flags to the daemon alone', async (t) => {
+  // V8's default young generation grows to 2 x 16 MB under the daemon's allocation rate and stays there:
+  // a soak's RSS climbed in 16 MB steps with a flat live heap (bench/RESULTS.md, "Soak").
+  const rig = await Rig.create({ AGENTPM_DAEMON_NODE_FLAGS: '--trace-gc not-a-flag' });
+  t.after(() => rig.dispose());
+  await rig.ok(['start', join(FIXTURES, 'idle.mjs'), '--name', 'idle']);
+  const relay = await waitFor(() => rig.relayPid(), 'the log relay');
+  const commandOf = (pid: number | undefined): string[] => liveProcesses((proc) => proc.pid === pid)[0]?.cmd.split(' ') ?? [];
+  const daemon = commandOf(rig.daemonPid());
+  assert.ok(daemon.includes('--max-semi-space-size=1'), `the daemon's command: ${daemon.join(' ')}`);
+  assert.ok(daemon.includes('--trace-gc') && !daemon.includes('not-a-flag'), `the daemon's command: ${daemon.join(' ')}`);
+  const relayCommand = commandOf(relay);
+  assert.ok(relayCommand.includes('--max-semi-space-size=1') && !relayCommand.includes('--trace-gc'), `the relay's command: ${relayCommand.join(' ')}`);
+  const app = rig.tagged().find((proc) => proc.app === 'idle');
+  assert.ok(app, 'the app runs');
+  assert.ok(!app.cmd.split(' ').some((word) => word.startsWith('--')), `the app's command has none of the daemon's flags: ${app.cmd}`);
+});

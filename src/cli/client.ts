@@ -13,9 +13,9 @@ import { LineDecoder, encodeFrame } from '../framing.js';
 import { checkBeforeConnect, ensurePrivateHome, type HomePaths } from '../home.js';
 import { DAEMON_MAIN } from '../package-files.js';
 import { openOwnedFile, readOwnedFile } from '../safe-files.js';
-import { DAEMON_NODE_FLAGS } from '../node-flags.js';
 import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, type AgentEvent, type RequestBody, type Response, type ResultMap, type ServerMessage } from '../protocol.js';
 import { VERSION } from '../version.js';
+import { RESIDENT_NODE_FLAGS } from '../node-flags.js';
 import { scopePrefix } from './scope.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
@@ -231,7 +231,8 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
   delete env['AGENTPM_INSTANCE'];
   const logStart = safeSize(paths.daemonLog);
   const scope = scopePrefix(env);
-  let launch = scope ? launchDaemon(paths, [...scope, process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], env);
+  const daemon = [process.execPath, ...RESIDENT_NODE_FLAGS, ...daemonNodeFlags(env), DAEMON_MAIN];
+  let launch = scope ? launchDaemon(paths, [...scope, ...daemon], { ...env, AGENTPM_LAUNCHER: 'systemd-scope' }) : launchDaemon(paths, daemon, env);
   let scoped = scope !== null;
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   let lastError: NodeJS.ErrnoException | null = null;
@@ -244,7 +245,7 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
     if (scoped && exitCode !== null && exitCode !== 3) {
       // No delegated scope after all (a user manager that refused): the plain launch, silently.
       scoped = false;
-      launch = launchDaemon(paths, [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN], env);
+      launch = launchDaemon(paths, daemon, env);
       continue;
     }
     if (exitCode !== null && exitCode !== 3) {
@@ -257,6 +258,15 @@ async function startDaemon(paths: HomePaths): Promise<Socket> {
   }
   const problem = lastError !== null ? await socketProblem(paths, lastError, launch.exitCode() === 3) : null;
   throw new AgentpmError('daemon-unreachable', problem ?? `the agentpm daemon did not answer within ${DAEMON_START_TIMEOUT_MS / 1000}s; see ${paths.daemonLog}`);
+}
+
+/**
+ * Extra Node flags for the daemon alone, for diagnosis (`AGENTPM_DAEMON_NODE_FLAGS=--trace-gc`, whose
+ * output goes to daemon.log): NODE_OPTIONS would also reach the CLI and, through the caller's
+ * environment, every app.
+ */
+function daemonNodeFlags(env: NodeJS.ProcessEnv): string[] {
+  return (env['AGENTPM_DAEMON_NODE_FLAGS'] ?? '').split(/\s+/).filter((flag) => flag.startsWith('--'));
 }
 
 function launchDaemon(paths: HomePaths, command: string[], env: NodeJS.ProcessEnv): { exitCode: () => number | null } {

@@ -10,9 +10,9 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseSize } from '../config/units.js';
 import { AgentpmError } from '../errors.js';
-import { DAEMON_NODE_FLAGS } from '../node-flags.js';
 import { DAEMON_MAIN } from '../package-files.js';
 import { wholeNumberFlag } from './flags.js';
+import { RESIDENT_NODE_FLAGS } from '../node-flags.js';
 
 export interface UnitOptions {
   home: string;
@@ -55,7 +55,7 @@ export function systemdUnit(options: UnitOptions): string {
     // The apps start from the daemon's environment when resurrected at boot: give them the PATH of
     // the user who generated the unit, so their interpreters are found.
     `Environment=PATH=${process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin'}`,
-    `ExecStart=${[process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_MAIN].join(' ')}`,
+    `ExecStart=${[process.execPath, ...RESIDENT_NODE_FLAGS, DAEMON_MAIN].join(' ')}`,
     '# Stopping the service ends the daemon and every agent in its cgroup, whole trees, nothing left behind.',
     '# Never KillMode=process: it kills only the daemon and orphans every agent and MCP server.',
     'KillMode=control-group',

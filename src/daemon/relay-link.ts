@@ -17,6 +17,7 @@ import { openOwnedFile } from '../safe-files.js';
 import { VERSION } from '../version.js';
 import { relaySocketPath } from '../logs/fifo.js';
 import { INSTANCE_TAGS } from './spawn.js';
+import { RESIDENT_NODE_FLAGS } from '../node-flags.js';
 
 const RELAY_MAIN = fileURLToPath(new URL('../logs/relay/main.js', import.meta.url));
 /** How long a new relay may take to answer on its socket. */
@@ -161,7 +162,7 @@ export class RelayLink {
     const launch = (): void => {
       const log = openOwnedFile(this.host.daemonLog, 'append');
       try {
-        const child = spawn(process.execPath, [RELAY_MAIN], { detached: true, stdio: ['ignore', log, log], env, cwd: this.host.home });
+        const child = spawn(process.execPath, [...RESIDENT_NODE_FLAGS, RELAY_MAIN], { detached: true, stdio: ['ignore', log, log], env, cwd: this.host.home });
         exitCode = null;
         child.once('exit', (code) => (exitCode = code ?? 1));
         child.once('error', () => (exitCode = 1));
