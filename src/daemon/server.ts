@@ -291,7 +291,7 @@ export class ControlServer {
       case 'reap':
         return supervisor.reap(request.options);
       case 'settings': {
-        const settings = supervisor.updateSettings(request.settings);
+        const settings = await supervisor.updateSettings(request.settings);
         // Bound (or refused) before the answer, so that `daemon status` right after tells how it went.
         if (request.settings.metrics !== undefined) await this.metrics.apply(settings.metrics);
         return settings;
