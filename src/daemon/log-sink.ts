@@ -4,7 +4,8 @@
  * (then they grow unrotated, and `show` and `daemon status` say why).
  */
 import { appLogPaths } from '../home.js';
-import type { LogPolicy } from '../protocol.js';
+import type { FlushResult, LogPolicy } from '../protocol.js';
+import { truncateStreamFiles } from '../logs/maintenance.js';
 import { openOwnedFiles } from '../safe-files.js';
 import { openInstanceFifos } from '../logs/fifo.js';
 import type { RelayLink } from './relay-link.js';
@@ -64,4 +65,20 @@ async function throughRelay(relay: RelayLink, home: string, app: string, instanc
   }
   const [out, err] = fifos.fds;
   return { out, err, notRotatedWhy: null, release: () => fifos.close() };
+}
+
+/** `agentpm flush`: by the relay, which owns the files; by the daemon itself when there is none. */
+export async function flushLogs(relay: RelayLink, home: string, names: string[], log: (message: string) => void): Promise<FlushResult> {
+  try {
+    await relay.request({ type: 'flush', apps: names });
+    return { apps: names, by: 'relay' };
+  } catch (error) {
+    log(`flush without the relay (${(error as Error).message})`);
+  }
+  for (const name of names) {
+    const paths = appLogPaths(home, name);
+    truncateStreamFiles(paths.out);
+    truncateStreamFiles(paths.err);
+  }
+  return { apps: names, by: 'daemon' };
 }

@@ -1,7 +1,7 @@
 /**
  * The opt-in Prometheus endpoint: `GET /metrics` over plain HTTP, no authentication (loopback unless
  * allowPublic, see config/metrics.ts). Off by default; on, it loads prom-client (metrics-registry.ts)
- * the first time, so a daemon without metrics never pays for it.
+ * and node:http the first time, so a daemon without metrics never pays for them.
  *
  * The endpoint never takes supervision down with it: an address that cannot be bound (a port in use)
  * is reported (`daemon status`, a `daemon` event, daemon.log) and the daemon goes on without metrics;
@@ -12,7 +12,7 @@
  * endpoint is on, so they go back to 0 only when the daemon restarts (a counter reset, as Prometheus
  * expects).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { metricsProblem, parseListen } from '../config/metrics.js';
 import { readMachineMemory } from '../proc/machine.js';
@@ -140,6 +140,8 @@ export class MetricsEndpoint {
     } catch (error) {
       return this.fail(parsed.listen, `cannot load prom-client (${(error as Error).message}); reinstall agentpm`);
     }
+    // node:http too is loaded only once metrics are on: an idle daemon does not carry an HTTP server.
+    const { createServer } = await import('node:http');
     const server = createServer((request, response) => this.handle(request, response));
     // Unauthenticated and perhaps reachable from afar: nothing may hold the daemon's resources for long.
     server.maxConnections = MAX_CONNECTIONS;

@@ -7,9 +7,9 @@
 import { appendOwnedFile } from '../safe-files.js';
 import { AgentpmError } from '../errors.js';
 import { maskText } from '../secrets.js';
-import { appLogPaths, type HomePaths } from '../home.js';
-import { truncateStreamFiles } from '../logs/maintenance.js';
+import type { HomePaths } from '../home.js';
 import { RelayLink } from './relay-link.js';
+import { flushLogs } from './log-sink.js';
 import type {
   AgentEvent,
   AppDetail,
@@ -83,14 +83,16 @@ export class Supervisor implements AppHost {
     this.events = options.events;
     this.cgroups = new InstanceContainment(options.containment, options.table, this.untouchable);
     const apps = (): Iterable<App> => this.apps.values();
+    const log = (app: App | null, message: string): void => this.log(app, message);
+    const emit: AppHost['emit'] = (...event) => this.emit(...event);
     this.monitor = new MonitorTick({
       table: this.table,
       home: this.paths.home,
       cgroups: this.cgroups,
       untouchable: this.untouchable,
       apps,
-      log: (app, message) => this.log(app, message),
-      emit: (type, app, instance, reason, data) => this.emit(type, app, instance, reason, data),
+      log,
+      emit,
       afterTick: (at) => this.afterTick(at),
     });
     this.guard = new MemoryGuard({ events: this.events, apps, memoryOf: (name) => this.monitor.figuresOf(name).memory, log: (message) => this.log(null, message) });
@@ -106,8 +108,8 @@ export class Supervisor implements AppHost {
       specOf: (name) => this.apps.get(name)?.spec,
       globalHooks: () => this.settings.notify,
       appOf: (name) => this.apps.get(name) ?? null,
-      emit: (type, app, instance, reason, data) => this.emit(type, app, instance, reason, data),
-      log: (app, message) => this.log(app, message),
+      emit,
+      log,
     });
     this.relay = new RelayLink({
       home: options.paths.home,
@@ -131,7 +133,7 @@ export class Supervisor implements AppHost {
       persist: () => this.persist(),
       persistNow: () => this.persistNow(),
       resolve: (target) => this.resolve(target),
-      log: (app, message) => this.log(app, message),
+      log,
     };
     this.sweeper = new OrphanSweeper({
       table: this.table,
@@ -317,19 +319,7 @@ export class Supervisor implements AppHost {
 
   /** `agentpm flush`: by the relay, which owns the files; by the daemon itself when there is none. */
   async flush(target: Target): Promise<FlushResult> {
-    const names = this.resolve(target).map((app) => app.name);
-    try {
-      await this.relay.request({ type: 'flush', apps: names });
-      return { apps: names, by: 'relay' };
-    } catch (error) {
-      this.log(null, `flush without the relay (${(error as Error).message})`);
-    }
-    for (const name of names) {
-      const paths = appLogPaths(this.paths.home, name);
-      truncateStreamFiles(paths.out);
-      truncateStreamFiles(paths.err);
-    }
-    return { apps: names, by: 'daemon' };
+    return flushLogs(this.relay, this.paths.home, this.resolve(target).map((app) => app.name), (message) => this.log(null, message));
   }
 
   /** `agentpm reap`: by hand, so apps with `reap: false` are included. */
