@@ -70,7 +70,7 @@ async function stopByPidFile(paths: HomePaths): Promise<number> {
   } catch {
     throw new AgentpmError('daemon-unreachable', `the daemon speaks another protocol and ${paths.pidFile} is unreadable; stop it by hand (kill <pid>, apps keep running)`);
   }
-  const { createProcessTable } = await import('../proc/table.js');
+  const { createProcessTable } = await import('../proc/platform.js');
   const table = await createProcessTable();
   const proc = table.read(recorded.pid);
   const tags = proc ? table.tags(proc) : null;

@@ -76,7 +76,7 @@ function duration(flag: string, text: string | undefined, fallback: number): num
 }
 
 export async function runReap(paths: HomePaths, flags: ReapFlags): Promise<number> {
-  const [{ selfRef }, { createProcessTable }] = await Promise.all([import('../reap/guard.js'), import('../proc/table.js')]);
+  const [{ selfRef }, { createProcessTable }] = await Promise.all([import('../reap/guard.js'), import('../proc/platform.js')]);
   // This CLI and its ancestors (the shell, the script, the agent that ran it) are never reaped.
   const options: ReapOptions = { ...reapOptionsFrom(flags), caller: await selfRef() };
   let result: ReapResult;

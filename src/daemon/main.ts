@@ -6,7 +6,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { AgentpmError } from '../errors.js';
 import { ensurePrivateHome, resolveHome } from '../home.js';
-import { createProcessTable, isAlive, type ProcInfo, type ProcessTable } from '../proc/table.js';
+import { isAlive, type ProcInfo, type ProcessTable } from '../proc/table.js';
+import { createProcessTable } from '../proc/platform.js';
 import { isAgentpmDaemon } from '../reap/guard.js';
 import { writeOwnedFileAtomic } from '../safe-files.js';
 import { VERSION } from '../version.js';

@@ -1,7 +1,7 @@
 /**
  * The process table: one pass over the system's processes, and the per-process facts agentpm needs to
- * attribute processes to instances and to signal them safely. Linux reads /proc directly; another
- * platform plugs in behind the same interface (see createProcessTable).
+ * attribute processes to instances and to signal them safely. Linux reads /proc directly (linux.ts);
+ * another platform plugs in behind the same interface (platform.ts picks one).
  */
 
 export interface ProcInfo {
@@ -67,18 +67,4 @@ export function isAlive(proc: ProcInfo): boolean {
 /** Same process (not a reuse of its pid): same pid and same start time. */
 export function sameProcess(a: Pick<ProcInfo, 'pid' | 'startTime'>, b: Pick<ProcInfo, 'pid' | 'startTime'>): boolean {
   return a.pid === b.pid && a.startTime === b.startTime;
-}
-
-let shared: ProcessTable | undefined;
-
-export async function createProcessTable(): Promise<ProcessTable> {
-  if (shared) return shared;
-  if (process.platform === 'linux') {
-    const { LinuxProcessTable } = await import('./linux.js');
-    shared = new LinuxProcessTable();
-    return shared;
-  }
-  // macOS would read the same facts from libproc/sysctl (`ps -axo pid,ppid,pgid,sess,lstart,rss,time,stat`
-  // for a first cut, and `ps -E` for tags); nothing above this interface would change.
-  throw new Error(`agentpm supports Linux for now; ${process.platform} needs a ProcessTable implementation`);
 }

@@ -15,7 +15,8 @@ import { AgentpmError } from '../errors.js';
 import { homePaths, resolveHome } from '../home.js';
 import type { ProcessRef } from '../protocol.js';
 import { readOwnedFile } from '../safe-files.js';
-import { createProcessTable, isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
+import { isAlive, type ProcInfo, type ProcSnapshot, type ProcessTable } from '../proc/table.js';
+import { createProcessTable } from '../proc/platform.js';
 
 /** The daemon's entry point on its command line (dist/daemon/main.js; main.ts when run from source). */
 const DAEMON_MAIN = /(?:^|[/\s])daemon\/main\.[cm]?[jt]s(?:\s|$)/;
