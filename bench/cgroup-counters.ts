@@ -12,7 +12,7 @@ import { createProcessTable } from '../src/proc/platform.js';
 
 const N = 1000;
 const own = (prefix: string): string => (readFileSync('/proc/self/cgroup', 'latin1').split('\n').find((line) => line.split(':')[1] === prefix)?.split(':')[2] ?? '/');
-const name = `shape-meas-${process.pid}`;
+const name = `cgroup-counters-${process.pid}`;
 const unified = `/sys/fs/cgroup/unified${own('')}/${name}`.replace('//', '/');
 const pids = `/sys/fs/cgroup/pids${own('pids')}/${name}`.replace('//', '/');
 mkdirSync(unified);
