@@ -35,6 +35,7 @@ export class ControlServer {
   private readonly connections = new Set<ClientConnection>();
   private readonly startedAt = Date.now();
   private relistening = false;
+  private closed = false;
   /** The socket file this daemon listens on; another file at the path is replaced. */
   private socketIdentity: { dev: number; ino: number } | null = null;
   private inputHeld = 0;
@@ -79,7 +80,9 @@ export class ControlServer {
    * could reach it and no new daemon could start: every command would wait for its timeout.
    */
   async ensureReachable(): Promise<void> {
-    if (this.relistening || this.ownsSocketPath()) return;
+    // A stopping daemon has removed its socket on purpose: re-creating it in the moment before the
+    // process exits would leave a socket file with no daemon behind it.
+    if (this.closed || this.relistening || this.ownsSocketPath()) return;
     this.relistening = true;
     try {
       ensurePrivateHome(this.paths.home);
@@ -89,6 +92,10 @@ export class ControlServer {
       this.server.close();
       this.server = this.createServer();
       await this.listen();
+      if (this.closed) {
+        this.close();
+        return;
+      }
       this.note('socket', `the socket file ${this.paths.socket} was missing or not this daemon's; re-created it`);
     } catch (error) {
       this.note('socket-failed', `cannot re-create the socket ${this.paths.socket}: ${(error as Error).message}`);
@@ -98,6 +105,7 @@ export class ControlServer {
   }
 
   close(): void {
+    this.closed = true;
     this.server.close();
     for (const connection of this.connections) connection.socket.destroy();
     rmSync(this.paths.socket, { force: true });
