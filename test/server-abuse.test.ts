@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -278,6 +278,9 @@ test('with the descriptor table nearly full of clients, supervision goes on and 
   const limit = 160;
   const lowered = spawnSync('prlimit', ['--pid', String(daemon), `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
   assert.equal(lowered.status, 0, lowered.stderr);
+  // The scan keeps /proc/<pid>/stat of every process open (a share of the limit): at the next scan it
+  // follows the lowered limit and closes what is beyond it, or no client could ever be admitted again.
+  await waitFor(() => readdirSync(`/proc/${daemon}/fd`).length < limit - 64, 'the daemon to close kept descriptors beyond its new budget');
 
   // Clients open connections until the daemon refuses them.
   let refusal: { code: string; message: string } | undefined;

@@ -46,6 +46,14 @@ export class LinuxProcessTable implements ProcessTable {
   private keptStat = new Map<number, number>();
 
   scan(): ProcSnapshot {
+    // The limit can be lowered while the daemon runs (prlimit, a smaller limit for a service): the budget
+    // follows it at every scan, and what is kept beyond it is closed, so kept descriptors never crowd
+    // out the clients and the apps' pipes that the server's admission check counts on.
+    kept.max = keptFdBudget();
+    for (const [pid, fd] of this.keptStat) {
+      if (kept.count <= kept.max) break;
+      this.release(pid, fd);
+    }
     const byPid = new Map<number, ProcInfo>();
     // No try: an unreadable /proc must fail the scan, not look like a machine where every process is gone.
     const entries = readdirSync('/proc');
@@ -113,7 +121,6 @@ export class LinuxProcessTable implements ProcessTable {
       if (isGoneError(error)) return null;
       throw error;
     }
-    if (kept.max < 0) kept.max = keptFdBudget();
     if (proc !== null && kept.count < kept.max) {
       this.keptStat.set(pid, fd);
       kept.count += 1;
