@@ -36,7 +36,7 @@ const BENCH_FIXTURES = join(ROOT, 'bench', 'fixtures');
 const PM2_BIN = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 /** In the environment of everything the bench starts; cleanup SIGKILLs by it. */
 export const MARKER = 'AGENTPM_BENCH_RUN';
-const OVERALL_LIMIT_MS = 20 * 60_000;
+const OVERALL_LIMIT_MS = 40 * 60_000;
 
 export type Row = { case: string; agentpm: string; pm2: string; goal: string };
 interface Pm2Ctx {
