@@ -70,13 +70,8 @@ export class LinuxProcessTable implements ProcessTable {
 
   read(pid: number): ProcInfo | null {
     // Always a fresh open: this is the read the identity check before a signal relies on.
-    let fd: number;
-    try {
-      fd = openSync(`/proc/${pid}/stat`, 'r');
-    } catch (error) {
-      if (isGoneError(error)) return null;
-      throw error;
-    }
+    const fd = this.openStat(pid);
+    if (fd === null) return null;
     try {
       return this.readStat(fd);
     } catch (error) {
@@ -103,16 +98,8 @@ export class LinuxProcessTable implements ProcessTable {
       if (proc !== null && proc.pid === pid) return proc;
       this.release(pid, keptFd);
     }
-    // Only "no such process" (or, under hidepid, "not yours to see") means absent. Any other failure
-    // (EMFILE under fd exhaustion, ENOMEM) is thrown: a stop that took it for "gone" would report a
-    // tree ended while it still runs.
-    let fd: number;
-    try {
-      fd = openSync(`/proc/${pid}/stat`, 'r');
-    } catch (error) {
-      if (isGoneError(error)) return null;
-      throw error;
-    }
+    const fd = this.openStat(pid);
+    if (fd === null) return null;
     let proc: ProcInfo | null = null;
     try {
       proc = this.readStat(fd);
@@ -128,6 +115,20 @@ export class LinuxProcessTable implements ProcessTable {
       closeSync(fd);
     }
     return proc;
+  }
+
+  /**
+   * Opens /proc/<pid>/stat; null when the process is gone. Only "no such process" (or, under hidepid,
+   * "not yours to see") means absent. Any other failure (EMFILE under fd exhaustion, ENOMEM) is thrown:
+   * a stop that took it for "gone" would report a tree ended while it still runs.
+   */
+  private openStat(pid: number): number | null {
+    try {
+      return openSync(`/proc/${pid}/stat`, 'r');
+    } catch (error) {
+      if (isGoneError(error)) return null;
+      throw error;
+    }
   }
 
   private release(pid: number, fd: number): void {
